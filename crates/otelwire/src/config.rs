@@ -1,0 +1,972 @@
+//! Configuration values, where they come from, and how a bad one is reported.
+//!
+//! Precedence, for every knob: a value set in code on the
+//! [`Builder`](crate::Builder), then the signal-specific environment variable
+//! (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), then the generic one
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT`), then the default.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::InitError;
+
+/// One of the three OpenTelemetry signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    /// Spans.
+    Traces,
+    /// Log records.
+    Logs,
+    /// Metric data points.
+    Metrics,
+}
+
+impl Signal {
+    /// All three, in the order they are reported.
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Logs, Signal::Metrics];
+
+    /// `traces`, `logs` or `metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Logs => "logs",
+            Signal::Metrics => "metrics",
+        }
+    }
+
+    /// The upper-case infix of the per-signal variables (`TRACES`).
+    pub(crate) fn env_infix(self) -> &'static str {
+        match self {
+            Signal::Traces => "TRACES",
+            Signal::Logs => "LOGS",
+            Signal::Metrics => "METRICS",
+        }
+    }
+
+    /// The path appended to a generic OTLP/HTTP endpoint.
+    pub(crate) fn http_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Logs => "/v1/logs",
+            Signal::Metrics => "/v1/metrics",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `grpc`: OTLP over gRPC (tonic), port 4317 by convention.
+    Grpc,
+    /// `http/protobuf`: OTLP over HTTP with protobuf bodies, port 4318.
+    HttpProtobuf,
+    /// `http/json`: OTLP over HTTP with JSON bodies, port 4318.
+    HttpJson,
+}
+
+impl Protocol {
+    /// The spelling used by `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
+        }
+    }
+
+    fn parse(var: &str, value: &str) -> Result<Self, InitError> {
+        match value.trim() {
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "http/json" => Ok(Protocol::HttpJson),
+            _ => Err(InitError::env(
+                var,
+                value,
+                "expected one of grpc, http/protobuf, http/json",
+            )),
+        }
+    }
+
+    /// Where a collector listens for this protocol on the local machine.
+    pub(crate) fn default_endpoint(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "http://localhost:4317",
+            _ => "http://localhost:4318",
+        }
+    }
+}
+
+/// Where a signal goes (`OTEL_{TRACES,LOGS,METRICS}_EXPORTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExporterKind {
+    /// `otlp`: to a collector (the default).
+    Otlp,
+    /// `console`: pretty-printed to standard output, for debugging.
+    Console,
+    /// `none`: the signal is not exported.
+    None,
+}
+
+impl ExporterKind {
+    fn parse(var: &str, value: &str) -> Result<Self, InitError> {
+        // The spec allows a comma-separated list; one exporter per signal is
+        // what otelwire supports, so a list is an error rather than a guess.
+        match value.trim() {
+            "otlp" => Ok(ExporterKind::Otlp),
+            "console" | "logging" => Ok(ExporterKind::Console),
+            "none" => Ok(ExporterKind::None),
+            _ => Err(InitError::env(
+                var,
+                value,
+                "expected one of otlp, console, none",
+            )),
+        }
+    }
+
+    /// `otlp`, `console` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExporterKind::Otlp => "otlp",
+            ExporterKind::Console => "console",
+            ExporterKind::None => "none",
+        }
+    }
+}
+
+/// The local output format (`OTELWIRE_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-friendly, coloured when writing to a terminal; for development.
+    Pretty,
+    /// One plain line per event: time, level, target, message, fields.
+    Compact,
+    /// One JSON object per line; for production and log shippers.
+    Json,
+    /// No local output at all.
+    None,
+}
+
+impl LogFormat {
+    fn parse(var: &str, value: &str) -> Result<Self, InitError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "compact" | "text" => Ok(LogFormat::Compact),
+            "json" => Ok(LogFormat::Json),
+            "none" | "off" => Ok(LogFormat::None),
+            _ => Err(InitError::env(
+                var,
+                value,
+                "expected one of pretty, compact, json, none",
+            )),
+        }
+    }
+
+    /// The spelling accepted by `OTELWIRE_LOG_FORMAT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Pretty => "pretty",
+            LogFormat::Compact => "compact",
+            LogFormat::Json => "json",
+            LogFormat::None => "none",
+        }
+    }
+}
+
+/// Payload compression (`OTEL_EXPORTER_OTLP_COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// No compression (the default).
+    None,
+    /// gzip.
+    Gzip,
+}
+
+impl Compression {
+    fn parse(var: &str, value: &str) -> Result<Self, InitError> {
+        match value.trim() {
+            "gzip" => Ok(Compression::Gzip),
+            "none" | "" => Ok(Compression::None),
+            _ => Err(InitError::env(var, value, "expected gzip or none")),
+        }
+    }
+}
+
+/// Which traces are recorded (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampler {
+    /// `always_on`
+    AlwaysOn,
+    /// `always_off`
+    AlwaysOff,
+    /// `traceidratio` with the ratio in `[0, 1]`.
+    TraceIdRatio(f64),
+    /// `parentbased_always_on` (the default): follow the caller's decision,
+    /// record every new root trace.
+    ParentBasedAlwaysOn,
+    /// `parentbased_always_off`
+    ParentBasedAlwaysOff,
+    /// `parentbased_traceidratio` with the ratio of new root traces to keep.
+    ParentBasedTraceIdRatio(f64),
+}
+
+impl Sampler {
+    fn parse(value: &str, arg: Option<&str>) -> Result<Self, InitError> {
+        let ratio = || -> Result<f64, InitError> {
+            let Some(arg) = arg else { return Ok(1.0) };
+            match arg.trim().parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(InitError::env(
+                    "OTEL_TRACES_SAMPLER_ARG",
+                    arg,
+                    "expected a number in [0, 1]",
+                )),
+            }
+        };
+        match value.trim() {
+            "always_on" => Ok(Sampler::AlwaysOn),
+            "always_off" => Ok(Sampler::AlwaysOff),
+            "traceidratio" => Ok(Sampler::TraceIdRatio(ratio()?)),
+            "parentbased_always_on" => Ok(Sampler::ParentBasedAlwaysOn),
+            "parentbased_always_off" => Ok(Sampler::ParentBasedAlwaysOff),
+            "parentbased_traceidratio" => Ok(Sampler::ParentBasedTraceIdRatio(ratio()?)),
+            _ => Err(InitError::env(
+                "OTEL_TRACES_SAMPLER",
+                value,
+                "expected one of always_on, always_off, traceidratio, parentbased_always_on, \
+                 parentbased_always_off, parentbased_traceidratio",
+            )),
+        }
+    }
+
+    /// The spelling used by `OTEL_TRACES_SAMPLER`, with the ratio when there is one.
+    pub fn describe(&self) -> String {
+        match self {
+            Sampler::AlwaysOn => "always_on".into(),
+            Sampler::AlwaysOff => "always_off".into(),
+            Sampler::TraceIdRatio(r) => format!("traceidratio({r})"),
+            Sampler::ParentBasedAlwaysOn => "parentbased_always_on".into(),
+            Sampler::ParentBasedAlwaysOff => "parentbased_always_off".into(),
+            Sampler::ParentBasedTraceIdRatio(r) => format!("parentbased_traceidratio({r})"),
+        }
+    }
+}
+
+/// A context propagation format (`OTEL_PROPAGATORS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagator {
+    /// W3C `traceparent` / `tracestate`.
+    TraceContext,
+    /// W3C `baggage`.
+    Baggage,
+}
+
+fn parse_propagators(value: &str) -> Result<Vec<Propagator>, InitError> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item {
+            "tracecontext" => out.push(Propagator::TraceContext),
+            "baggage" => out.push(Propagator::Baggage),
+            "none" => return Ok(Vec::new()),
+            _ => {
+                return Err(InitError::env(
+                    "OTEL_PROPAGATORS",
+                    value,
+                    format!(
+                        "unsupported propagator {item:?}; supported: tracecontext, baggage, none"
+                    ),
+                ));
+            }
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+/// Where configuration values are read from: the process environment by
+/// default, or a function given to [`Builder::env_source`](crate::Builder::env_source).
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+#[derive(Clone)]
+pub(crate) struct EnvSource(Arc<Lookup>);
+
+impl EnvSource {
+    pub(crate) fn process() -> Self {
+        EnvSource(Arc::new(|k| std::env::var(k).ok()))
+    }
+
+    pub(crate) fn from_fn(f: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        EnvSource(Arc::new(f))
+    }
+
+    /// A variable's value; empty counts as unset, as the specification says.
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        (self.0)(key).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse_u64(&self, var: &str, expected: &str) -> Result<Option<u64>, InitError> {
+        match self.get(var) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| InitError::env(var, &v, expected)),
+        }
+    }
+
+    pub(crate) fn millis(&self, var: &str) -> Result<Option<Duration>, InitError> {
+        Ok(self
+            .parse_u64(var, "expected a whole number of milliseconds")?
+            .map(Duration::from_millis))
+    }
+
+    pub(crate) fn count(&self, var: &str) -> Result<Option<usize>, InitError> {
+        match self.parse_u64(var, "expected a positive whole number")? {
+            Some(0) => Err(InitError::env(var, "0", "expected a positive whole number")),
+            other => Ok(other.map(|n| n as usize)),
+        }
+    }
+
+    pub(crate) fn bool(&self, var: &str) -> Result<Option<bool>, InitError> {
+        match self.get(var) {
+            None => Ok(None),
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(Some(true)),
+                "false" | "0" | "no" | "off" => Ok(Some(false)),
+                _ => Err(InitError::env(var, &v, "expected true or false")),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for EnvSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EnvSource")
+    }
+}
+
+/// Parses `key=value,key2=value2` as `OTEL_RESOURCE_ATTRIBUTES` and
+/// `OTEL_EXPORTER_OTLP_HEADERS` spell it (values percent-decoded).
+/// With `secret`, the error never repeats the value.
+pub(crate) fn parse_key_values(
+    var: &str,
+    value: &str,
+    secret: bool,
+) -> Result<Vec<(String, String)>, InitError> {
+    let mut out = Vec::new();
+    for pair in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            let shown = if secret { "<hidden>" } else { value };
+            return Err(InitError::env(
+                var,
+                shown,
+                "expected comma-separated key=value pairs",
+            ));
+        };
+        let k = k.trim();
+        if k.is_empty() {
+            let shown = if secret { "<hidden>" } else { value };
+            return Err(InitError::env(
+                var,
+                shown,
+                "a key=value pair has an empty key",
+            ));
+        }
+        out.push((percent_decode(k), percent_decode(v.trim())));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Everything the OTLP exporter of one signal needs, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct OtlpConfig {
+    pub(crate) protocol: Protocol,
+    pub(crate) endpoint: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) timeout: Duration,
+    pub(crate) compression: Compression,
+    pub(crate) certificate: Option<std::path::PathBuf>,
+}
+
+/// Batch processor settings for one signal (`OTEL_BSP_*` or `OTEL_BLRP_*`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchSettings {
+    pub(crate) max_queue_size: usize,
+    pub(crate) max_export_batch_size: usize,
+    pub(crate) scheduled_delay: Duration,
+    pub(crate) export_timeout: Duration,
+}
+
+/// The values set in code on the builder; `None` means "from the environment".
+#[derive(Debug, Default, Clone)]
+pub(crate) struct CodeSettings {
+    pub(crate) service_name: Option<String>,
+    pub(crate) service_version: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) resource_attributes: Vec<(String, String)>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) protocol: Option<Protocol>,
+    pub(crate) signal_endpoint: [Option<String>; 3],
+    pub(crate) signal_protocol: [Option<Protocol>; 3],
+    pub(crate) exporter: [Option<ExporterKind>; 3],
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) compression: Option<Compression>,
+    pub(crate) sampler: Option<Sampler>,
+    pub(crate) propagators: Option<Vec<Propagator>>,
+    pub(crate) log_format: Option<LogFormat>,
+    pub(crate) filter: Option<String>,
+    pub(crate) sdk_disabled: Option<bool>,
+    pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) max_queue_size: [Option<usize>; 2],
+    pub(crate) scheduled_delay: [Option<Duration>; 2],
+    pub(crate) max_export_batch_size: [Option<usize>; 2],
+    pub(crate) metric_export_interval: Option<Duration>,
+    pub(crate) redact_fields: Vec<String>,
+    pub(crate) process_metrics: Option<bool>,
+    pub(crate) failing_after: Option<Duration>,
+}
+
+/// The configuration after code, environment and defaults have been merged.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub(crate) service_name: String,
+    pub(crate) service_version: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) resource_attributes: BTreeMap<String, String>,
+    pub(crate) sdk_disabled: bool,
+    pub(crate) exporter: [ExporterKind; 3],
+    pub(crate) otlp: [OtlpConfig; 3],
+    pub(crate) sampler: Sampler,
+    pub(crate) propagators: Vec<Propagator>,
+    pub(crate) log_format: LogFormat,
+    pub(crate) filter: String,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) batch: [BatchSettings; 2],
+    pub(crate) metric_export_interval: Duration,
+    pub(crate) redact_fields: Vec<String>,
+    pub(crate) process_metrics: bool,
+    pub(crate) failing_after: Duration,
+}
+
+/// The default `RUST_LOG` when none is set.
+pub(crate) const DEFAULT_FILTER: &str = "info";
+
+impl Resolved {
+    pub(crate) fn resolve(code: &CodeSettings, env: &EnvSource) -> Result<Self, InitError> {
+        let mut resource_attributes = BTreeMap::new();
+        if let Some(v) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
+            for (k, val) in parse_key_values("OTEL_RESOURCE_ATTRIBUTES", &v, false)? {
+                resource_attributes.insert(k, val);
+            }
+        }
+        for (k, v) in &code.resource_attributes {
+            resource_attributes.insert(k.clone(), v.clone());
+        }
+
+        let service_name = code
+            .service_name
+            .clone()
+            .or_else(|| env.get("OTEL_SERVICE_NAME"))
+            .or_else(|| resource_attributes.get("service.name").cloned())
+            .unwrap_or_else(executable_name);
+        let service_version = code
+            .service_version
+            .clone()
+            .or_else(|| resource_attributes.get("service.version").cloned());
+        let environment = code
+            .environment
+            .clone()
+            .or_else(|| env.get("OTELWIRE_ENVIRONMENT"))
+            .or_else(|| {
+                resource_attributes
+                    .get("deployment.environment.name")
+                    .cloned()
+            })
+            .or_else(|| resource_attributes.get("deployment.environment").cloned());
+
+        let sdk_disabled = match code.sdk_disabled {
+            Some(b) => b,
+            None => env.bool("OTEL_SDK_DISABLED")?.unwrap_or(false),
+        };
+
+        let generic_protocol = match code.protocol {
+            Some(p) => Some(p),
+            None => env
+                .get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                .map(|v| Protocol::parse("OTEL_EXPORTER_OTLP_PROTOCOL", &v))
+                .transpose()?,
+        };
+        let generic_timeout = match code.timeout {
+            Some(t) => Some(t),
+            None => env.millis("OTEL_EXPORTER_OTLP_TIMEOUT")?,
+        };
+        let generic_compression = match code.compression {
+            Some(c) => Some(c),
+            None => env
+                .get("OTEL_EXPORTER_OTLP_COMPRESSION")
+                .map(|v| Compression::parse("OTEL_EXPORTER_OTLP_COMPRESSION", &v))
+                .transpose()?,
+        };
+        let generic_headers = match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
+            Some(v) => parse_key_values("OTEL_EXPORTER_OTLP_HEADERS", &v, true)?,
+            None => Vec::new(),
+        };
+        let generic_cert = env.get("OTEL_EXPORTER_OTLP_CERTIFICATE");
+
+        let mut exporter = [ExporterKind::Otlp; 3];
+        let mut otlp = Vec::with_capacity(3);
+        for signal in Signal::ALL {
+            let i = signal.index();
+            let infix = signal.env_infix();
+            exporter[i] = match code.exporter[i] {
+                Some(k) => k,
+                None => {
+                    let var = format!("OTEL_{infix}_EXPORTER");
+                    env.get(&var)
+                        .map(|v| ExporterKind::parse(&var, &v))
+                        .transpose()?
+                        .unwrap_or(ExporterKind::Otlp)
+                }
+            };
+
+            let protocol_var = format!("OTEL_EXPORTER_OTLP_{infix}_PROTOCOL");
+            let protocol = match code.signal_protocol[i] {
+                Some(p) => p,
+                None => match env.get(&protocol_var) {
+                    Some(v) if code.protocol.is_none() => Protocol::parse(&protocol_var, &v)?,
+                    _ => generic_protocol.unwrap_or(Protocol::HttpProtobuf),
+                },
+            };
+
+            // A per-signal endpoint is used as given; a generic OTLP/HTTP
+            // endpoint gets the signal's path appended (specification).
+            let endpoint_var = format!("OTEL_EXPORTER_OTLP_{infix}_ENDPOINT");
+            let endpoint = if let Some(e) = &code.signal_endpoint[i] {
+                e.clone()
+            } else if let (None, Some(e)) = (&code.endpoint, env.get(&endpoint_var)) {
+                validate_endpoint(&endpoint_var, &e)?;
+                e
+            } else {
+                let (base, var) = match &code.endpoint {
+                    Some(e) => (e.clone(), None),
+                    None => match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                        Some(e) => (e, Some("OTEL_EXPORTER_OTLP_ENDPOINT")),
+                        None => (protocol.default_endpoint().to_owned(), None),
+                    },
+                };
+                match var {
+                    Some(var) => validate_endpoint(var, &base)?,
+                    None => validate_setting_endpoint(&base)?,
+                }
+                match protocol {
+                    Protocol::Grpc => base,
+                    _ => format!("{}{}", base.trim_end_matches('/'), signal.http_path()),
+                }
+            };
+
+            let timeout_var = format!("OTEL_EXPORTER_OTLP_{infix}_TIMEOUT");
+            let timeout = match (code.timeout, env.millis(&timeout_var)?) {
+                (Some(t), _) => t,
+                (None, Some(t)) => t,
+                (None, None) => generic_timeout.unwrap_or(Duration::from_secs(10)),
+            };
+            let compression_var = format!("OTEL_EXPORTER_OTLP_{infix}_COMPRESSION");
+            let compression = match (code.compression, env.get(&compression_var)) {
+                (Some(c), _) => c,
+                (None, Some(v)) => Compression::parse(&compression_var, &v)?,
+                (None, None) => generic_compression.unwrap_or(Compression::None),
+            };
+            let headers_var = format!("OTEL_EXPORTER_OTLP_{infix}_HEADERS");
+            let mut headers = match env.get(&headers_var) {
+                Some(v) => parse_key_values(&headers_var, &v, true)?,
+                None => generic_headers.clone(),
+            };
+            for (k, v) in &code.headers {
+                headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
+                headers.push((k.clone(), v.clone()));
+            }
+            let cert_var = format!("OTEL_EXPORTER_OTLP_{infix}_CERTIFICATE");
+            let certificate = env
+                .get(&cert_var)
+                .or_else(|| generic_cert.clone())
+                .map(std::path::PathBuf::from);
+
+            otlp.push(OtlpConfig {
+                protocol,
+                endpoint,
+                headers,
+                timeout,
+                compression,
+                certificate,
+            });
+        }
+        let otlp: [OtlpConfig; 3] = otlp.try_into().expect("three signals");
+
+        let sampler = match code.sampler {
+            Some(s) => s,
+            None => match env.get("OTEL_TRACES_SAMPLER") {
+                Some(v) => Sampler::parse(&v, env.get("OTEL_TRACES_SAMPLER_ARG").as_deref())?,
+                None => {
+                    // A stray ARG without a sampler is still validated: a typo
+                    // there should not pass silently.
+                    if let Some(arg) = env.get("OTEL_TRACES_SAMPLER_ARG") {
+                        Sampler::parse("parentbased_traceidratio", Some(&arg))?;
+                    }
+                    Sampler::ParentBasedAlwaysOn
+                }
+            },
+        };
+        let propagators = match &code.propagators {
+            Some(p) => p.clone(),
+            None => match env.get("OTEL_PROPAGATORS") {
+                Some(v) => parse_propagators(&v)?,
+                None => vec![Propagator::TraceContext, Propagator::Baggage],
+            },
+        };
+
+        let log_format = match code.log_format {
+            Some(f) => f,
+            None => match env.get("OTELWIRE_LOG_FORMAT") {
+                Some(v) => LogFormat::parse("OTELWIRE_LOG_FORMAT", &v)?,
+                None => default_log_format(),
+            },
+        };
+        let filter = code
+            .filter
+            .clone()
+            .or_else(|| env.get("RUST_LOG"))
+            .unwrap_or_else(|| DEFAULT_FILTER.to_owned());
+        // Validate now so that a typo is an init error naming the variable.
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&filter) {
+            return Err(match &code.filter {
+                Some(_) => InitError::InvalidSetting {
+                    setting: "filter",
+                    value: filter.clone(),
+                    expected: e.to_string(),
+                },
+                None => InitError::env("RUST_LOG", &filter, e.to_string()),
+            });
+        }
+
+        let shutdown_timeout = match code.shutdown_timeout {
+            Some(t) => t,
+            None => env
+                .millis("OTELWIRE_SHUTDOWN_TIMEOUT")?
+                .unwrap_or(Duration::from_secs(5)),
+        };
+
+        let mut batch = [BatchSettings {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(30),
+        }; 2];
+        for (i, prefix) in ["OTEL_BSP", "OTEL_BLRP"].into_iter().enumerate() {
+            let b = &mut batch[i];
+            if i == 1 {
+                b.scheduled_delay = Duration::from_secs(1);
+            }
+            b.max_queue_size = match code.max_queue_size[i] {
+                Some(n) => n,
+                None => env
+                    .count(&format!("{prefix}_MAX_QUEUE_SIZE"))?
+                    .unwrap_or(b.max_queue_size),
+            };
+            b.max_export_batch_size = match code.max_export_batch_size[i] {
+                Some(n) => n,
+                None => env
+                    .count(&format!("{prefix}_MAX_EXPORT_BATCH_SIZE"))?
+                    .unwrap_or(b.max_export_batch_size),
+            };
+            b.scheduled_delay = match code.scheduled_delay[i] {
+                Some(d) => d,
+                None => env
+                    .millis(&format!("{prefix}_SCHEDULE_DELAY"))?
+                    .unwrap_or(b.scheduled_delay),
+            };
+            b.export_timeout = env
+                .millis(&format!("{prefix}_EXPORT_TIMEOUT"))?
+                .unwrap_or(b.export_timeout);
+            b.max_export_batch_size = b.max_export_batch_size.min(b.max_queue_size);
+        }
+
+        let metric_export_interval = match code.metric_export_interval {
+            Some(d) => d,
+            None => env
+                .millis("OTEL_METRIC_EXPORT_INTERVAL")?
+                .unwrap_or(Duration::from_secs(60)),
+        };
+        if metric_export_interval.is_zero() {
+            return Err(InitError::env(
+                "OTEL_METRIC_EXPORT_INTERVAL",
+                "0",
+                "expected a positive number of milliseconds",
+            ));
+        }
+
+        let mut redact_fields = code.redact_fields.clone();
+        if let Some(v) = env.get("OTELWIRE_REDACT_FIELDS") {
+            redact_fields.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        let process_metrics = match code.process_metrics {
+            Some(b) => b,
+            None => env.bool("OTELWIRE_PROCESS_METRICS")?.unwrap_or(true),
+        };
+        let failing_after = match code.failing_after {
+            Some(d) => d,
+            None => env
+                .millis("OTELWIRE_HEALTH_FAILING_AFTER")?
+                .unwrap_or(Duration::from_secs(60)),
+        };
+
+        Ok(Resolved {
+            service_name,
+            service_version,
+            environment,
+            resource_attributes,
+            sdk_disabled,
+            exporter,
+            otlp,
+            sampler,
+            propagators,
+            log_format,
+            filter,
+            shutdown_timeout,
+            batch,
+            metric_export_interval,
+            redact_fields,
+            process_metrics,
+            failing_after,
+        })
+    }
+
+    /// The exporter that will actually run for a signal.
+    pub(crate) fn effective_exporter(&self, signal: Signal) -> ExporterKind {
+        if self.sdk_disabled {
+            ExporterKind::None
+        } else {
+            self.exporter[signal.index()]
+        }
+    }
+}
+
+fn validate_endpoint(var: &str, value: &str) -> Result<(), InitError> {
+    if endpoint_ok(value) {
+        Ok(())
+    } else {
+        Err(InitError::env(
+            var,
+            value,
+            "expected an http:// or https:// URL, for example http://localhost:4317",
+        ))
+    }
+}
+
+fn validate_setting_endpoint(value: &str) -> Result<(), InitError> {
+    if endpoint_ok(value) {
+        Ok(())
+    } else {
+        Err(InitError::InvalidSetting {
+            setting: "endpoint",
+            value: value.to_owned(),
+            expected: "an http:// or https:// URL, for example http://localhost:4317".into(),
+        })
+    }
+}
+
+fn endpoint_ok(value: &str) -> bool {
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"));
+    match rest {
+        Some(rest) => !rest.is_empty() && rest.parse::<http_uri_probe::Authority>().is_ok(),
+        None => false,
+    }
+}
+
+/// Just enough URL checking to reject what every exporter would reject.
+mod http_uri_probe {
+    use std::str::FromStr;
+
+    pub(super) struct Authority;
+
+    impl FromStr for Authority {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            let host_port = s.split('/').next().unwrap_or("");
+            if host_port.is_empty() || host_port.contains(char::is_whitespace) {
+                return Err(());
+            }
+            if let Some((_, port)) = host_port.rsplit_once(':')
+                && !host_port.ends_with(']')
+                && port.parse::<u16>().is_err()
+            {
+                return Err(());
+            }
+            Ok(Authority)
+        }
+    }
+}
+
+/// The executable's file name: a better default than `unknown_service`.
+fn executable_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown_service:rust".to_owned())
+}
+
+/// Pretty on a terminal, JSON lines everywhere else (containers, pipes).
+fn default_log_format() -> LogFormat {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> EnvSource {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        EnvSource::from_fn(move |k| map.get(k).cloned())
+    }
+
+    fn resolve(pairs: &[(&str, &str)]) -> Result<Resolved, InitError> {
+        Resolved::resolve(&CodeSettings::default(), &env(pairs))
+    }
+
+    #[test]
+    fn http_endpoint_gets_signal_path_and_signal_endpoint_does_not() {
+        let r = resolve(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                "http://logs:9999/custom",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(r.otlp[0].endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(r.otlp[1].endpoint, "http://logs:9999/custom");
+        assert_eq!(r.otlp[2].endpoint, "http://collector:4318/v1/metrics");
+    }
+
+    #[test]
+    fn code_beats_signal_env_beats_generic_env() {
+        let e = env(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "2000"),
+        ]);
+        let r = Resolved::resolve(&CodeSettings::default(), &e).unwrap();
+        assert_eq!(r.otlp[0].protocol, Protocol::HttpJson);
+        assert_eq!(r.otlp[1].protocol, Protocol::Grpc);
+        assert_eq!(r.otlp[1].endpoint, "http://localhost:4317");
+        assert_eq!(r.otlp[1].timeout, Duration::from_secs(1));
+        assert_eq!(r.otlp[2].timeout, Duration::from_secs(2));
+
+        let code = CodeSettings {
+            protocol: Some(Protocol::HttpProtobuf),
+            timeout: Some(Duration::from_millis(300)),
+            ..Default::default()
+        };
+        let r = Resolved::resolve(&code, &e).unwrap();
+        assert!(r.otlp.iter().all(|o| o.protocol == Protocol::HttpProtobuf));
+        assert!(
+            r.otlp
+                .iter()
+                .all(|o| o.timeout == Duration::from_millis(300))
+        );
+    }
+
+    #[test]
+    fn headers_are_percent_decoded_and_errors_hide_them() {
+        let r = resolve(&[("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s%3Dcret, x=y")]).unwrap();
+        assert_eq!(
+            r.otlp[0].headers,
+            vec![
+                ("api-key".into(), "s=cret".into()),
+                ("x".into(), "y".into())
+            ]
+        );
+        let err = resolve(&[("OTEL_EXPORTER_OTLP_HEADERS", "supersecretvalue")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{err}");
+        assert!(!err.contains("supersecretvalue"), "{err}");
+    }
+
+    #[test]
+    fn service_name_falls_back_to_executable_not_unknown_service() {
+        let r = resolve(&[]).unwrap();
+        assert!(!r.service_name.is_empty());
+        assert!(
+            !r.service_name.starts_with("unknown_service"),
+            "{}",
+            r.service_name
+        );
+        let r = resolve(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs")]).unwrap();
+        assert_eq!(r.service_name, "from-attrs");
+        let r = resolve(&[
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"),
+            ("OTEL_SERVICE_NAME", "from-env"),
+        ])
+        .unwrap();
+        assert_eq!(r.service_name, "from-env");
+    }
+
+    #[test]
+    fn percent_decode_handles_edges() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,176 @@
+//! The `tracing` side: how the subscriber is assembled.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
+use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::Registry;
+use tracing_subscriber::filter::{EnvFilter, Filtered};
+use tracing_subscriber::layer::{Context, Layer, Layered};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The subscriber under every layer: the registry behind the `RUST_LOG`
+/// filter. Layers given to [`Builder::with_layer`](crate::Builder::with_layer)
+/// are layers of this type.
+pub type BaseSubscriber = Layered<EnvFilter, Registry>;
+
+/// A boxed layer over [`BaseSubscriber`].
+pub type BoxedLayer = Box<dyn Layer<BaseSubscriber> + Send + Sync + 'static>;
+
+/// Crates whose events come from the exporters' own transport (or from
+/// otelwire's export reporting): they never feed the OTel log bridge, or
+/// exporting would make telemetry that needs exporting.
+pub(crate) const TRANSPORT_TARGETS: &[&str] = &[
+    "hyper",
+    "hyper_util",
+    "h2",
+    "tonic",
+    "tower",
+    "reqwest",
+    "rustls",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry-otlp",
+    "opentelemetry_otlp",
+    "opentelemetry-http",
+    "opentelemetry-appender-tracing",
+    "tracing-opentelemetry",
+    "otelwire::export",
+];
+
+pub(crate) fn is_transport_target(target: &str) -> bool {
+    TRANSPORT_TARGETS.iter().any(|t| {
+        target
+            .strip_prefix(t)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+/// Directives added to `RUST_LOG` unless it already names the target:
+/// the transport crates stay quiet at `warn`, the OpenTelemetry SDK's own
+/// diagnostics are off (otelwire counts and reports export failures itself,
+/// once a minute instead of once per batch).
+const QUIET: &[(&str, &str)] = &[
+    ("h2", "warn"),
+    ("hyper", "warn"),
+    ("tonic", "warn"),
+    ("tower", "warn"),
+    ("reqwest", "warn"),
+    ("rustls", "warn"),
+    ("opentelemetry", "off"),
+];
+
+pub(crate) fn env_filter(filter: &str) -> EnvFilter {
+    let mut spec = filter.trim().to_owned();
+    for (target, level) in QUIET {
+        if !spec.contains(target) {
+            if !spec.is_empty() {
+                spec.push(',');
+            }
+            spec.push_str(target);
+            spec.push('=');
+            spec.push_str(level);
+        }
+    }
+    // Validated when the configuration was resolved.
+    EnvFilter::builder()
+        .parse(&spec)
+        .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_FILTER))
+}
+
+/// Spans, plus ERROR events (which mark their span as failed and become
+/// exception events); other events travel as log records instead of also
+/// being copied into span events.
+pub(crate) fn trace_layer(
+    provider: &SdkTracerProvider,
+) -> Filtered<
+    tracing_opentelemetry::OpenTelemetryLayer<BaseSubscriber, opentelemetry_sdk::trace::Tracer>,
+    tracing_subscriber::filter::FilterFn,
+    BaseSubscriber,
+> {
+    let scope = opentelemetry::InstrumentationScope::builder("otelwire")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build();
+    let tracer = provider.tracer_with_scope(scope);
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+            m.is_span() || *m.level() == Level::ERROR
+        }))
+}
+
+/// The OTel log bridge, minus the transport's own events.
+pub(crate) struct Bridge {
+    inner: OpenTelemetryTracingBridge<SdkLoggerProvider, SdkLogger>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bridge")
+    }
+}
+
+impl Bridge {
+    pub(crate) fn new(provider: &SdkLoggerProvider) -> Self {
+        Bridge {
+            inner: OpenTelemetryTracingBridge::new(provider),
+        }
+    }
+}
+
+impl<S> Layer<S> for Bridge
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        if is_transport_target(meta.target()) {
+            return;
+        }
+        self.inner.on_event(event, ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_targets_match_whole_crate_names() {
+        for t in [
+            "hyper",
+            "hyper::proto::h1",
+            "hyper_util::client",
+            "h2::codec",
+            "tonic::transport",
+            "opentelemetry_sdk",
+            "opentelemetry-otlp",
+            "otelwire::export",
+        ] {
+            assert!(is_transport_target(t), "{t}");
+        }
+        for t in [
+            "tower_http::trace",
+            "hyperion",
+            "orders_api",
+            "otelwire",
+            "h2o",
+        ] {
+            assert!(!is_transport_target(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn quiet_directives_are_added_unless_named() {
+        let f = env_filter("info").to_string();
+        assert!(f.contains("h2=warn"), "{f}");
+        assert!(f.contains("opentelemetry=off"), "{f}");
+        let f = env_filter("debug,h2=trace").to_string();
+        assert!(f.contains("h2=trace"), "{f}");
+        assert!(!f.contains("h2=warn"), "{f}");
+    }
+}

@@ -1,0 +1,624 @@
+//! One call wires a service's [`tracing`] instrumentation to OpenTelemetry.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), otelwire::InitError> {
+//! let telemetry = otelwire::init()?;
+//!
+//! let span = tracing::info_span!("checkout", order.id = 42);
+//! let _guard = span.enter();
+//! tracing::info!(items = 3, "order placed");
+//! let orders = telemetry.meter("shop").u64_counter("orders").build();
+//! orders.add(1, &[]);
+//! drop(_guard);
+//!
+//! telemetry.shutdown().await; // flushes everything, within a deadline
+//! # Ok(()) }
+//! ```
+//!
+//! After [`init`]:
+//! - `tracing` spans are OpenTelemetry spans (tracing-opentelemetry); the
+//!   fields `otel.name`, `otel.kind`, `otel.status_code` and
+//!   `otel.status_description` work as that crate documents;
+//! - `tracing` events are OpenTelemetry log records
+//!   (opentelemetry-appender-tracing), each with the trace and span id of the
+//!   span it was emitted in; ERROR events also mark their span as failed;
+//! - a [`Meter`](opentelemetry::metrics::Meter) is ready
+//!   ([`Telemetry::meter`] or `opentelemetry::global::meter`), with process
+//!   metrics (`process.cpu.time`, `process.memory.usage`,
+//!   `process.thread.count`, `process.uptime`) and the pipeline's own
+//!   (`otelwire.telemetry.exported`, `otelwire.telemetry.dropped`,
+//!   `otelwire.telemetry.export.failures`, by `signal`);
+//! - every event is also written locally (pretty on a terminal, JSON lines
+//!   otherwise) with `trace_id` and `span_id` inside spans;
+//! - the W3C trace-context and baggage propagators are installed globally.
+//!
+//! Export never blocks the service: spans and log records go to bounded
+//! queues; a full queue drops and counts; an unreachable collector is one
+//! warning a minute, and [`Telemetry::health`] tells what was exported,
+//! dropped and why.
+//!
+//! # Configuration
+//!
+//! Every setting has a [`Builder`] method and an environment variable.
+//! Precedence: the builder, then the signal-specific variable, then the
+//! generic one, then the default. An unusable value is an [`InitError`]
+//! naming the variable and the value (header values are never shown).
+//!
+//! | Variable | Default | Meaning |
+//! |---|---|---|
+//! | `OTEL_SERVICE_NAME` | the executable's name | `service.name` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | — | extra resource attributes, `k=v,k2=v2` (percent-decoded); `service.version` and `deployment.environment.name` are taken from here too |
+//! | `OTEL_SDK_DISABLED` | `false` | `true`: no export at all (local output stays) |
+//! | `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, `OTEL_METRICS_EXPORTER` | `otlp` | `otlp`, `console` (stdout, for debugging) or `none` |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (`:4317` for gRPC) | collector base URL; `/v1/traces` etc. are appended for HTTP |
+//! | `OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_ENDPOINT` | — | full URL for one signal, used as given |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_{SIGNAL}_PROTOCOL` | `http/protobuf` | `grpc`, `http/protobuf` or `http/json` |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_{SIGNAL}_HEADERS` | — | `k=v` pairs sent with every export (never logged) |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_{SIGNAL}_TIMEOUT` | `10000` | export timeout, milliseconds |
+//! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_{SIGNAL}_COMPRESSION` | `none` | `gzip` or `none` |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_{SIGNAL}_CERTIFICATE` | system roots | PEM file of the CA to trust for `https` endpoints |
+//! | `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` |
+//! | `OTEL_TRACES_SAMPLER_ARG` | `1.0` | the ratio, in `[0, 1]` |
+//! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `none` |
+//! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_QUEUE_SIZE` | `2048` | spans / log records waiting for export before new ones are dropped |
+//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | `512` | items per export request |
+//! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` | `5000`, `1000` | milliseconds between exports |
+//! | `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT` | `30000` | milliseconds (validated; the transport timeout applies) |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | `60000` | milliseconds between metric exports |
+//! | `RUST_LOG` | `info` | which spans and events are recorded ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax) |
+//! | `OTELWIRE_LOG_FORMAT` | `pretty` on a terminal, else `json` | local output: `pretty`, `compact`, `json` or `none` |
+//! | `OTELWIRE_ENVIRONMENT` | — | `deployment.environment.name` |
+//! | `OTELWIRE_REDACT_FIELDS` | — | more secret field names, comma-separated |
+//! | `OTELWIRE_SHUTDOWN_TIMEOUT` | `5000` | milliseconds [`Telemetry::shutdown`] may take |
+//! | `OTELWIRE_PROCESS_METRICS` | `true` | record the process metrics |
+//! | `OTELWIRE_HEALTH_FAILING_AFTER` | `60000` | milliseconds of failed exports before health says `failing` instead of `degraded` |
+//!
+//! Unless `RUST_LOG` names them, the transport crates (`h2`, `hyper`,
+//! `tonic`, `tower`, `reqwest`, `rustls`) are limited to `warn` and the
+//! OpenTelemetry SDK's own diagnostics are off; their events never become
+//! log records in any case.
+//!
+//! # Redaction
+//!
+//! Fields named like secrets (see [`DEFAULT_SECRET_NAMES`], plus
+//! `OTELWIRE_REDACT_FIELDS` and [`Builder::redact_field`]) are replaced by
+//! `[REDACTED]` before the local output, the log records and the span
+//! attributes see them. Layers added with [`Builder::with_layer`] see the
+//! original values; wrap them in [`RedactLayer`] to redact them too.
+//!
+//! # Versions
+//!
+//! otelwire re-exports the OpenTelemetry crates it was built with
+//! ([`opentelemetry`], [`opentelemetry_sdk`], [`opentelemetry_otlp`],
+//! [`opentelemetry_semantic_conventions`], [`tracing_opentelemetry`], …) so
+//! that a service never has to match their versions by hand.
+
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod format;
+mod health;
+mod layers;
+mod local;
+mod metrics;
+mod pipeline;
+mod redact;
+mod resource;
+mod telemetry;
+mod timestamp;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+
+pub use config::{Compression, ExporterKind, LogFormat, Propagator, Protocol, Sampler, Signal};
+pub use error::InitError;
+pub use health::{Health, HealthStatus, SignalHealth};
+pub use layers::{BaseSubscriber, BoxedLayer};
+pub use redact::{DEFAULT_SECRET_NAMES, REDACTED, RedactLayer, Redactor};
+pub use telemetry::{ShutdownReport, SignalReport, Telemetry};
+
+pub use opentelemetry;
+pub use opentelemetry_appender_tracing;
+pub use opentelemetry_http;
+pub use opentelemetry_otlp;
+pub use opentelemetry_sdk;
+pub use opentelemetry_semantic_conventions;
+pub use tracing;
+pub use tracing_opentelemetry;
+pub use tracing_subscriber;
+
+use config::{CodeSettings, EnvSource, Resolved};
+use format::LineFormat;
+use health::Pipeline;
+use local::LocalLayer;
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Sets up traces, logs, metrics and local output from the environment and
+/// installs them for the whole process. Call it once, early in `main`; keep
+/// the returned guard and call [`Telemetry::shutdown`] before exiting.
+///
+/// Equivalent to `otelwire::builder().init()`.
+pub fn init() -> Result<Telemetry, InitError> {
+    builder().init()
+}
+
+/// A [`Builder`] to set anything in code; everything not set is read from
+/// the environment.
+pub fn builder() -> Builder {
+    Builder::default()
+}
+
+/// Configures telemetry in code. Every setting left alone comes from the
+/// environment (see the [crate docs](crate#configuration)).
+///
+/// ```
+/// # fn main() -> Result<(), otelwire::InitError> {
+/// let telemetry = otelwire::builder()
+///     .service_name("checkout")
+///     .service_version("1.4.2")
+///     .environment("staging")
+///     .endpoint("http://127.0.0.1:4317")
+///     .protocol(otelwire::Protocol::Grpc)
+///     .log_format(otelwire::LogFormat::Compact)
+///     .filter("info,checkout=debug")
+///     .build()?; // not installed globally: see Telemetry::dispatch
+/// tracing::dispatcher::with_default(telemetry.dispatch(), || {
+///     tracing::info!("hello");
+/// });
+/// telemetry.shutdown_blocking();
+/// # Ok(()) }
+/// ```
+pub struct Builder {
+    code: CodeSettings,
+    env: EnvSource,
+    layers: Vec<BoxedLayer>,
+    writer: Option<BoxMakeWriter>,
+    ansi: Option<bool>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            code: CodeSettings::default(),
+            env: EnvSource::process(),
+            layers: Vec::new(),
+            writer: None,
+            ansi: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("settings", &self.code)
+            .field("layers", &self.layers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// `service.name` (else `OTEL_SERVICE_NAME`, else the executable's name).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.code.service_name = Some(name.into());
+        self
+    }
+
+    /// `service.version`, typically `env!("CARGO_PKG_VERSION")`.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.code.service_version = Some(version.into());
+        self
+    }
+
+    /// `deployment.environment.name` (else `OTELWIRE_ENVIRONMENT`).
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.code.environment = Some(environment.into());
+        self
+    }
+
+    /// One more resource attribute (wins over `OTEL_RESOURCE_ATTRIBUTES`).
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.code
+            .resource_attributes
+            .push((key.into(), value.into()));
+        self
+    }
+
+    /// The collector's base URL for all signals (else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`). For HTTP, `/v1/traces` and the like
+    /// are appended.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.code.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The full URL for one signal, used as given.
+    pub fn signal_endpoint(mut self, signal: Signal, endpoint: impl Into<String>) -> Self {
+        self.code.signal_endpoint[signal.index()] = Some(endpoint.into());
+        self
+    }
+
+    /// The OTLP transport for all signals (else `OTEL_EXPORTER_OTLP_PROTOCOL`).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.code.protocol = Some(protocol);
+        self
+    }
+
+    /// The OTLP transport for one signal.
+    pub fn signal_protocol(mut self, signal: Signal, protocol: Protocol) -> Self {
+        self.code.signal_protocol[signal.index()] = Some(protocol);
+        self
+    }
+
+    /// Where a signal goes: OTLP, the console, or nowhere.
+    pub fn exporter(mut self, signal: Signal, kind: ExporterKind) -> Self {
+        self.code.exporter[signal.index()] = Some(kind);
+        self
+    }
+
+    /// Turns trace export off (`false`) or back to OTLP (`true`).
+    pub fn traces(self, on: bool) -> Self {
+        self.toggle(Signal::Traces, on)
+    }
+
+    /// Turns log export off (`false`) or back to OTLP (`true`).
+    pub fn logs(self, on: bool) -> Self {
+        self.toggle(Signal::Logs, on)
+    }
+
+    /// Turns metric export off (`false`) or back to OTLP (`true`).
+    pub fn metrics(self, on: bool) -> Self {
+        self.toggle(Signal::Metrics, on)
+    }
+
+    fn toggle(self, signal: Signal, on: bool) -> Self {
+        let kind = if on {
+            ExporterKind::Otlp
+        } else {
+            ExporterKind::None
+        };
+        self.exporter(signal, kind)
+    }
+
+    /// A header sent with every export request (added to, and winning over,
+    /// `OTEL_EXPORTER_OTLP_HEADERS`). Its value is never printed.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.code.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The export timeout of every signal.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.code.timeout = Some(timeout);
+        self
+    }
+
+    /// Payload compression for every signal.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.code.compression = Some(compression);
+        self
+    }
+
+    /// Which traces are recorded.
+    pub fn sampler(mut self, sampler: Sampler) -> Self {
+        self.code.sampler = Some(sampler);
+        self
+    }
+
+    /// The propagators installed globally by [`init`] (empty: none).
+    pub fn propagators(mut self, propagators: impl IntoIterator<Item = Propagator>) -> Self {
+        self.code.propagators = Some(propagators.into_iter().collect());
+        self
+    }
+
+    /// The local output format.
+    pub fn log_format(mut self, format: LogFormat) -> Self {
+        self.code.log_format = Some(format);
+        self
+    }
+
+    /// Where local output goes (standard output by default).
+    pub fn writer<W>(mut self, writer: W) -> Self
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        self.writer = Some(BoxMakeWriter::new(writer));
+        self
+    }
+
+    /// Colours in the pretty format (default: when standard output is a
+    /// terminal and `NO_COLOR` is unset).
+    pub fn ansi(mut self, ansi: bool) -> Self {
+        self.ansi = Some(ansi);
+        self
+    }
+
+    /// The `RUST_LOG`-style filter (else `RUST_LOG`, else `info`).
+    pub fn filter(mut self, filter: impl Into<String>) -> Self {
+        self.code.filter = Some(filter.into());
+        self
+    }
+
+    /// `true` turns all export off (else `OTEL_SDK_DISABLED`).
+    pub fn sdk_disabled(mut self, disabled: bool) -> Self {
+        self.code.sdk_disabled = Some(disabled);
+        self
+    }
+
+    /// How long [`Telemetry::shutdown`] may take.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.code.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Spans (`Signal::Traces`) or log records (`Signal::Logs`) that may wait
+    /// for export; more are dropped and counted. Ignored for metrics.
+    pub fn max_queue_size(mut self, signal: Signal, size: usize) -> Self {
+        if let Some(i) = batch_index(signal) {
+            self.code.max_queue_size[i] = Some(size.max(1));
+        }
+        self
+    }
+
+    /// Items per export request, for traces or logs.
+    pub fn max_export_batch_size(mut self, signal: Signal, size: usize) -> Self {
+        if let Some(i) = batch_index(signal) {
+            self.code.max_export_batch_size[i] = Some(size.max(1));
+        }
+        self
+    }
+
+    /// Time between exports, for traces or logs.
+    pub fn scheduled_delay(mut self, signal: Signal, delay: Duration) -> Self {
+        if let Some(i) = batch_index(signal) {
+            self.code.scheduled_delay[i] = Some(delay);
+        }
+        self
+    }
+
+    /// Time between metric exports.
+    pub fn metric_export_interval(mut self, interval: Duration) -> Self {
+        self.code.metric_export_interval = Some(interval);
+        self
+    }
+
+    /// One more field name to redact (same matching as the defaults).
+    pub fn redact_field(mut self, name: impl Into<String>) -> Self {
+        self.code.redact_fields.push(name.into());
+        self
+    }
+
+    /// Whether to record process metrics (CPU, memory, threads, uptime).
+    pub fn process_metrics(mut self, on: bool) -> Self {
+        self.code.process_metrics = Some(on);
+        self
+    }
+
+    /// How long exports may keep failing before health says `failing`.
+    pub fn health_failing_after(mut self, after: Duration) -> Self {
+        self.code.failing_after = Some(after);
+        self
+    }
+
+    /// Adds a `tracing` layer of your own to the subscriber (it sees every
+    /// span and event `RUST_LOG` lets through, unredacted unless wrapped in
+    /// [`RedactLayer`]).
+    pub fn with_layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<BaseSubscriber> + Send + Sync + 'static,
+    {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// Reads configuration from `lookup` instead of the process environment:
+    /// for tests, or for configuration that lives elsewhere. `lookup` gets a
+    /// variable name and returns its value.
+    pub fn env_source<F>(mut self, lookup: F) -> Self
+    where
+        F: Fn(&str) -> Option<String> + Send + Sync + 'static,
+    {
+        self.env = EnvSource::from_fn(lookup);
+        self
+    }
+
+    /// Builds the pipeline and installs it for the whole process: the global
+    /// `tracing` subscriber, the `log` crate bridge, and the global
+    /// OpenTelemetry tracer provider, meter provider and propagator.
+    ///
+    /// A second call (or a global subscriber already set by someone else)
+    /// returns [`InitError::AlreadyInitialized`].
+    pub fn init(self) -> Result<Telemetry, InitError> {
+        if INSTALLED.swap(true, Ordering::AcqRel) {
+            return Err(InitError::AlreadyInitialized);
+        }
+        let result = self.assemble(true);
+        if result.is_err() {
+            INSTALLED.store(false, Ordering::Release);
+        }
+        result
+    }
+
+    /// Builds the pipeline without installing anything globally: use
+    /// [`Telemetry::dispatch`] with [`tracing::dispatcher::with_default`].
+    /// For tests and for programs that run several pipelines.
+    pub fn build(self) -> Result<Telemetry, InitError> {
+        self.assemble(false)
+    }
+
+    fn assemble(self, global: bool) -> Result<Telemetry, InitError> {
+        let cfg = Resolved::resolve(&self.code, &self.env)?;
+        let redactor = Redactor::new(&cfg.redact_fields);
+        let secrets: Vec<String> = cfg
+            .otlp
+            .iter()
+            .flat_map(|o| o.headers.iter().map(|(_, v)| v.clone()))
+            .collect();
+        let endpoints = Signal::ALL.map(|s| {
+            let kind = cfg.effective_exporter(s);
+            let endpoint =
+                (kind == ExporterKind::Otlp).then(|| cfg.otlp[s.index()].endpoint.clone());
+            (kind, endpoint)
+        });
+        let pipeline = Arc::new(Pipeline::new(
+            cfg.service_name.clone(),
+            endpoints,
+            cfg.failing_after,
+            secrets,
+        ));
+        let resource = resource::build(&cfg);
+        let providers = pipeline::build(&cfg, &resource, &pipeline, &redactor)?;
+
+        if let Some(mp) = &providers.meter {
+            use opentelemetry::metrics::MeterProvider as _;
+            let meter = mp.meter("otelwire");
+            metrics::register_pipeline(&meter, &pipeline);
+            if cfg.process_metrics {
+                metrics::register_process(&meter);
+            }
+        }
+
+        let mut layers: Vec<BoxedLayer> = Vec::new();
+        if let Some(tp) = &providers.tracer {
+            layers.push(Box::new(layers::trace_layer(tp)));
+        }
+        let bridge = providers.logger.as_ref().map(layers::Bridge::new);
+        let local = (cfg.log_format != LogFormat::None).then(|| {
+            let to_stdout = self.writer.is_none();
+            let ansi = self.ansi.unwrap_or_else(|| {
+                use std::io::IsTerminal;
+                to_stdout && std::io::stdout().is_terminal() && self.env.get("NO_COLOR").is_none()
+            });
+            let writer = self
+                .writer
+                .unwrap_or_else(|| BoxMakeWriter::new(std::io::stdout));
+            LocalLayer::new(
+                LineFormat {
+                    format: cfg.log_format,
+                    ansi,
+                },
+                writer,
+                providers.tracer.is_some(),
+            )
+        });
+        layers.push(Box::new(RedactLayer::new(
+            Layer::<BaseSubscriber>::and_then(bridge, local),
+            redactor.clone(),
+        )));
+        layers.extend(self.layers);
+
+        let subscriber = tracing_subscriber::registry()
+            .with(layers::env_filter(&cfg.filter))
+            .with(layers);
+        let dispatch = tracing::Dispatch::new(subscriber);
+        pipeline.set_dispatch(&dispatch);
+
+        let shared = Arc::new(telemetry::Shared {
+            pipeline: pipeline.clone(),
+            meter_provider: providers.meter.clone(),
+            tracer_provider: providers.tracer.clone(),
+            logger_provider: providers.logger.clone(),
+            providers: std::sync::Mutex::new(Some(providers)),
+            shutdown_timeout: cfg.shutdown_timeout,
+            report: std::sync::Mutex::new(None),
+        });
+        let telemetry = Telemetry {
+            dispatch: dispatch.clone(),
+            shared,
+            redactor,
+        };
+
+        if global {
+            if tracing::dispatcher::set_global_default(dispatch.clone()).is_err() {
+                return Err(InitError::AlreadyInitialized);
+            }
+            // `log` records become tracing events (ignored if a logger exists).
+            let _ = tracing_log::LogTracer::init();
+            if let Some(tp) = telemetry.tracer_provider() {
+                opentelemetry::global::set_tracer_provider(tp.clone());
+            }
+            if let Some(mp) = telemetry.meter_provider() {
+                opentelemetry::global::set_meter_provider(mp.clone());
+            }
+            opentelemetry::global::set_text_map_propagator(propagator(&cfg.propagators));
+        }
+
+        tracing::dispatcher::with_default(&dispatch, || startup_line(&cfg));
+        Ok(telemetry)
+    }
+}
+
+fn batch_index(signal: Signal) -> Option<usize> {
+    match signal {
+        Signal::Traces => Some(0),
+        Signal::Logs => Some(1),
+        Signal::Metrics => None,
+    }
+}
+
+/// The composite propagator for `OTEL_PROPAGATORS`.
+fn propagator(list: &[Propagator]) -> TextMapCompositePropagator {
+    let mut out: Vec<Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>> =
+        Vec::new();
+    for p in list {
+        match p {
+            Propagator::TraceContext => out.push(Box::new(TraceContextPropagator::new())),
+            Propagator::Baggage => out.push(Box::new(BaggagePropagator::new())),
+        }
+    }
+    TextMapCompositePropagator::new(out)
+}
+
+/// The one INFO line at init: what was resolved, with no secret in it.
+fn startup_line(cfg: &Resolved) {
+    let describe = |s: Signal| -> String {
+        let kind = cfg.effective_exporter(s);
+        match kind {
+            ExporterKind::Otlp => {
+                let o = &cfg.otlp[s.index()];
+                let mut d = format!("otlp {} {}", o.protocol.as_str(), o.endpoint);
+                if o.compression == Compression::Gzip {
+                    d.push_str(" gzip");
+                }
+                if !o.headers.is_empty() {
+                    d.push_str(&format!(" ({} header(s), values hidden)", o.headers.len()));
+                }
+                d
+            }
+            other => other.as_str().to_owned(),
+        }
+    };
+    let propagators: Vec<&str> = cfg
+        .propagators
+        .iter()
+        .map(|p| match p {
+            Propagator::TraceContext => "tracecontext",
+            Propagator::Baggage => "baggage",
+        })
+        .collect();
+    tracing::info!(
+        target: "otelwire",
+        service = %cfg.service_name,
+        version = cfg.service_version.as_deref().unwrap_or(""),
+        environment = cfg.environment.as_deref().unwrap_or(""),
+        traces = %describe(Signal::Traces),
+        logs = %describe(Signal::Logs),
+        metrics = %describe(Signal::Metrics),
+        sampler = %cfg.sampler.describe(),
+        propagators = %propagators.join(","),
+        log_format = cfg.log_format.as_str(),
+        filter = %cfg.filter,
+        sdk_disabled = cfg.sdk_disabled,
+        "telemetry initialised for {}",
+        cfg.service_name
+    );
+}

@@ -1,0 +1,726 @@
+//! The export side: exporters per signal, the processors in front of them,
+//! and the accounting that makes `exported + dropped == emitted` hold.
+//!
+//! Every span and log record passes a *gate* on the emitting thread. The gate
+//! counts it, drops it (and counts the drop) when the signal already has
+//! `max_queue_size` items in flight, redacts span attributes, and hands it to
+//! the SDK's batch processor, whose own queue is made larger than the gate's
+//! limit so that the SDK never drops anything silently. The exporter is
+//! wrapped so that every batch is counted as exported or failed when its
+//! export ends (or is cancelled).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::logs::Severity;
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{
+    BatchLogProcessor, LogBatch, LogExporter, LogProcessor, SdkLogRecord, SdkLoggerProvider,
+};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor,
+};
+
+use crate::config::{Compression, ExporterKind, OtlpConfig, Protocol, Resolved, Sampler, Signal};
+use crate::error::InitError;
+use crate::health::Pipeline;
+use crate::redact::{REDACTED, Redactor};
+
+/// Room above the gate's limit in the SDK's queue, for items admitted by
+/// threads racing past the gate at the same moment.
+const QUEUE_SLACK: usize = 4096;
+
+/// The providers that were built, and the runtime the gRPC transport runs on.
+#[derive(Debug, Default)]
+pub(crate) struct Providers {
+    pub(crate) tracer: Option<SdkTracerProvider>,
+    pub(crate) logger: Option<SdkLoggerProvider>,
+    pub(crate) meter: Option<SdkMeterProvider>,
+    pub(crate) runtime: Option<tokio::runtime::Runtime>,
+}
+
+pub(crate) fn build(
+    cfg: &Resolved,
+    resource: &Resource,
+    pipeline: &Arc<Pipeline>,
+    redactor: &Redactor,
+) -> Result<Providers, InitError> {
+    let mut out = Providers::default();
+    if cfg.sdk_disabled {
+        return Ok(out);
+    }
+    let needs_grpc = Signal::ALL.iter().any(|&s| {
+        cfg.effective_exporter(s) == ExporterKind::Otlp
+            && cfg.otlp[s.index()].protocol == Protocol::Grpc
+    });
+    if needs_grpc {
+        // tonic's channel needs a tokio reactor for as long as it lives; the
+        // host may have none (or several), so otelwire brings its own.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otelwire-grpc")
+            .enable_all()
+            .build()
+            .map_err(InitError::Runtime)?;
+        out.runtime = Some(rt);
+    }
+    let rt = out.runtime.as_ref().map(|r| r.handle().clone());
+
+    // Traces: the provider exists even with exporter `none`, so local lines
+    // still carry trace ids.
+    {
+        let mut b = SdkTracerProvider::builder()
+            .with_resource(resource.clone())
+            .with_sampler(sampler(cfg.sampler));
+        let batch = cfg.batch[0];
+        let exporter = match cfg.effective_exporter(Signal::Traces) {
+            ExporterKind::None => None,
+            ExporterKind::Console => Some(SpanSink::Console(
+                opentelemetry_stdout::SpanExporter::default(),
+            )),
+            ExporterKind::Otlp => Some(SpanSink::Otlp(Box::new(span_exporter(
+                &cfg.otlp[0],
+                rt.as_ref(),
+            )?))),
+        };
+        if let Some(exporter) = exporter {
+            let processor =
+                BatchSpanProcessor::builder(Monitored::new(exporter, pipeline, Signal::Traces))
+                    .with_batch_config(
+                        opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                            .with_max_queue_size(batch.max_queue_size + QUEUE_SLACK)
+                            .with_max_export_batch_size(batch.max_export_batch_size)
+                            .with_scheduled_delay(batch.scheduled_delay)
+                            .build(),
+                    )
+                    .build();
+            b = b.with_span_processor(SpanGate {
+                inner: processor,
+                pipeline: pipeline.clone(),
+                redactor: redactor.clone(),
+                max_in_flight: batch.max_queue_size as u64,
+            });
+        }
+        out.tracer = Some(b.build());
+    }
+
+    // Logs.
+    let log_exporter = match cfg.effective_exporter(Signal::Logs) {
+        ExporterKind::None => None,
+        ExporterKind::Console => Some(LogSink::Console(
+            opentelemetry_stdout::LogExporter::default(),
+        )),
+        ExporterKind::Otlp => Some(LogSink::Otlp(Box::new(log_exporter(
+            &cfg.otlp[1],
+            rt.as_ref(),
+        )?))),
+    };
+    if let Some(exporter) = log_exporter {
+        let batch = cfg.batch[1];
+        let processor =
+            BatchLogProcessor::builder(Monitored::new(exporter, pipeline, Signal::Logs))
+                .with_batch_config(
+                    opentelemetry_sdk::logs::BatchConfigBuilder::default()
+                        .with_max_queue_size(batch.max_queue_size + QUEUE_SLACK)
+                        .with_max_export_batch_size(batch.max_export_batch_size)
+                        .with_scheduled_delay(batch.scheduled_delay)
+                        .build(),
+                )
+                .build();
+        out.logger = Some(
+            SdkLoggerProvider::builder()
+                .with_resource(resource.clone())
+                .with_log_processor(LogGate {
+                    inner: processor,
+                    pipeline: pipeline.clone(),
+                    max_in_flight: batch.max_queue_size as u64,
+                })
+                .build(),
+        );
+    }
+
+    // Metrics.
+    let metric_exporter = match cfg.effective_exporter(Signal::Metrics) {
+        ExporterKind::None => None,
+        ExporterKind::Console => Some(MetricSink::Console(
+            opentelemetry_stdout::MetricExporter::default(),
+        )),
+        ExporterKind::Otlp => Some(MetricSink::Otlp(Box::new(metric_exporter(
+            &cfg.otlp[2],
+            rt.as_ref(),
+        )?))),
+    };
+    if let Some(exporter) = metric_exporter {
+        let reader = PeriodicReader::builder(Monitored::new(exporter, pipeline, Signal::Metrics))
+            .with_interval(cfg.metric_export_interval)
+            .build();
+        out.meter = Some(
+            SdkMeterProvider::builder()
+                .with_resource(resource.clone())
+                .with_reader(reader)
+                .build(),
+        );
+    }
+    Ok(out)
+}
+
+fn sampler(s: Sampler) -> opentelemetry_sdk::trace::Sampler {
+    use opentelemetry_sdk::trace::Sampler as S;
+    match s {
+        Sampler::AlwaysOn => S::AlwaysOn,
+        Sampler::AlwaysOff => S::AlwaysOff,
+        Sampler::TraceIdRatio(r) => S::TraceIdRatioBased(r),
+        Sampler::ParentBasedAlwaysOn => S::ParentBased(Box::new(S::AlwaysOn)),
+        Sampler::ParentBasedAlwaysOff => S::ParentBased(Box::new(S::AlwaysOff)),
+        Sampler::ParentBasedTraceIdRatio(r) => S::ParentBased(Box::new(S::TraceIdRatioBased(r))),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// OTLP exporters
+
+/// Everything both transports need, read once.
+struct Transport<'a> {
+    cfg: &'a OtlpConfig,
+    signal: Signal,
+    certificate: Option<Vec<u8>>,
+}
+
+impl<'a> Transport<'a> {
+    fn new(cfg: &'a OtlpConfig, signal: Signal) -> Result<Self, InitError> {
+        let certificate = match &cfg.certificate {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| InitError::Certificate {
+                    path: path.clone(),
+                    reason: format!("cannot read it: {e}"),
+                })?;
+                if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
+                    return Err(InitError::Certificate {
+                        path: path.clone(),
+                        reason: "not a PEM file (no -----BEGIN line)".into(),
+                    });
+                }
+                Some(pem)
+            }
+        };
+        Ok(Transport {
+            cfg,
+            signal,
+            certificate,
+        })
+    }
+
+    fn build_error(&self, e: impl std::error::Error + Send + Sync + 'static) -> InitError {
+        InitError::Exporter {
+            signal: self.signal,
+            endpoint: self.cfg.endpoint.clone(),
+            source: Box::new(e),
+        }
+    }
+
+    fn header_error(&self, name: &str) -> InitError {
+        InitError::InvalidEnv {
+            var: format!(
+                "OTEL_EXPORTER_OTLP_HEADERS (or OTEL_EXPORTER_OTLP_{}_HEADERS)",
+                self.signal.env_infix()
+            ),
+            value: "<hidden>".into(),
+            expected: format!("header {name:?} is not a valid HTTP header name and value"),
+        }
+    }
+
+    fn metadata(
+        &self,
+    ) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, InitError> {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in &self.cfg.headers {
+            let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
+                .map_err(|_| self.header_error(k))?;
+            let value = http::HeaderValue::from_str(v).map_err(|_| self.header_error(k))?;
+            map.insert(name, value);
+        }
+        Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
+    }
+
+    fn tls(&self) -> Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig> {
+        use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+        if !self.cfg.endpoint.starts_with("https://") {
+            return None;
+        }
+        let tls = ClientTlsConfig::new().with_native_roots();
+        Some(match &self.certificate {
+            Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
+            None => tls,
+        })
+    }
+
+    fn http_client(&self) -> Result<reqwest::blocking::Client, InitError> {
+        for (k, v) in &self.cfg.headers {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || http::HeaderValue::from_str(v).is_err()
+            {
+                return Err(self.header_error(k));
+            }
+        }
+        let timeout = self.cfg.timeout;
+        let cert =
+            match &self.certificate {
+                None => None,
+                Some(pem) => Some(reqwest::Certificate::from_pem(pem).map_err(|e| {
+                    InitError::Certificate {
+                        path: self.cfg.certificate.clone().unwrap_or_default(),
+                        reason: e.to_string(),
+                    }
+                })?),
+            };
+        // The blocking client owns a runtime of its own; building (or
+        // dropping) it inside an async context panics, so do it on a thread.
+        let built = std::thread::Builder::new()
+            .name("otelwire-init".into())
+            .spawn(move || {
+                let mut b = reqwest::blocking::Client::builder().timeout(timeout);
+                if let Some(cert) = cert {
+                    b = b.add_root_certificate(cert);
+                }
+                b.build()
+            })
+            .map_err(InitError::Runtime)?
+            .join()
+            .map_err(|_| InitError::Runtime(std::io::Error::other("HTTP client setup panicked")))?;
+        built.map_err(|e| self.build_error(e))
+    }
+
+    fn http_protocol(&self) -> opentelemetry_otlp::Protocol {
+        match self.cfg.protocol {
+            Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
+            _ => opentelemetry_otlp::Protocol::HttpBinary,
+        }
+    }
+
+    fn compression(&self) -> Option<opentelemetry_otlp::Compression> {
+        match self.cfg.compression {
+            Compression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
+            Compression::None => None,
+        }
+    }
+
+    fn headers(&self) -> std::collections::HashMap<String, String> {
+        self.cfg.headers.iter().cloned().collect()
+    }
+}
+
+/// Builds a tonic or HTTP exporter of one signal with the same settings.
+macro_rules! otlp_exporter {
+    ($builder:expr, $t:expr, $rt:expr) => {{
+        let t = $t;
+        match t.cfg.protocol {
+            Protocol::Grpc => {
+                let mut b = $builder
+                    .with_tonic()
+                    .with_endpoint(t.cfg.endpoint.clone())
+                    .with_timeout(t.cfg.timeout)
+                    .with_metadata(t.metadata()?)
+                    .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended());
+                if let Some(c) = t.compression() {
+                    b = b.with_compression(c);
+                }
+                if let Some(tls) = t.tls() {
+                    b = b.with_tls_config(tls);
+                }
+                let _enter = $rt.map(|h: &tokio::runtime::Handle| h.enter());
+                b.build().map_err(|e| t.build_error(e))?
+            }
+            Protocol::HttpProtobuf | Protocol::HttpJson => {
+                let mut b = $builder
+                    .with_http()
+                    .with_endpoint(t.cfg.endpoint.clone())
+                    .with_protocol(t.http_protocol())
+                    .with_timeout(t.cfg.timeout)
+                    .with_headers(t.headers())
+                    .with_http_client(t.http_client()?)
+                    .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended());
+                if let Some(c) = t.compression() {
+                    b = b.with_compression(c);
+                }
+                b.build().map_err(|e| t.build_error(e))?
+            }
+        }
+    }};
+}
+
+fn span_exporter(
+    cfg: &OtlpConfig,
+    rt: Option<&tokio::runtime::Handle>,
+) -> Result<opentelemetry_otlp::SpanExporter, InitError> {
+    let t = Transport::new(cfg, Signal::Traces)?;
+    Ok(otlp_exporter!(
+        opentelemetry_otlp::SpanExporter::builder(),
+        &t,
+        rt
+    ))
+}
+
+fn log_exporter(
+    cfg: &OtlpConfig,
+    rt: Option<&tokio::runtime::Handle>,
+) -> Result<opentelemetry_otlp::LogExporter, InitError> {
+    let t = Transport::new(cfg, Signal::Logs)?;
+    Ok(otlp_exporter!(
+        opentelemetry_otlp::LogExporter::builder(),
+        &t,
+        rt
+    ))
+}
+
+fn metric_exporter(
+    cfg: &OtlpConfig,
+    rt: Option<&tokio::runtime::Handle>,
+) -> Result<opentelemetry_otlp::MetricExporter, InitError> {
+    let t = Transport::new(cfg, Signal::Metrics)?;
+    Ok(otlp_exporter!(
+        opentelemetry_otlp::MetricExporter::builder().with_temporality(Temporality::Cumulative),
+        &t,
+        rt
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Sinks: one type per signal over the exporters otelwire offers.
+
+#[derive(Debug)]
+enum SpanSink {
+    Otlp(Box<opentelemetry_otlp::SpanExporter>),
+    Console(opentelemetry_stdout::SpanExporter),
+}
+
+impl SpanExporter for SpanSink {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        match self {
+            SpanSink::Otlp(e) => e.export(batch).await,
+            SpanSink::Console(e) => e.export(batch).await,
+        }
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match self {
+            SpanSink::Otlp(e) => e.shutdown_with_timeout(timeout),
+            SpanSink::Console(e) => e.shutdown_with_timeout(timeout),
+        }
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        match self {
+            SpanSink::Otlp(e) => e.force_flush(),
+            SpanSink::Console(e) => e.force_flush(),
+        }
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            SpanSink::Otlp(e) => e.set_resource(resource),
+            SpanSink::Console(e) => e.set_resource(resource),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum LogSink {
+    Otlp(Box<opentelemetry_otlp::LogExporter>),
+    Console(opentelemetry_stdout::LogExporter),
+}
+
+impl LogExporter for LogSink {
+    async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
+        match self {
+            LogSink::Otlp(e) => e.export(batch).await,
+            LogSink::Console(e) => e.export(batch).await,
+        }
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match self {
+            LogSink::Otlp(e) => e.shutdown_with_timeout(timeout),
+            LogSink::Console(e) => e.shutdown_with_timeout(timeout),
+        }
+    }
+    fn event_enabled(&self, level: Severity, target: &str, name: Option<&str>) -> bool {
+        match self {
+            LogSink::Otlp(e) => e.event_enabled(level, target, name),
+            LogSink::Console(e) => e.event_enabled(level, target, name),
+        }
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            LogSink::Otlp(e) => e.set_resource(resource),
+            LogSink::Console(e) => e.set_resource(resource),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum MetricSink {
+    Otlp(Box<opentelemetry_otlp::MetricExporter>),
+    Console(opentelemetry_stdout::MetricExporter),
+}
+
+impl PushMetricExporter for MetricSink {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        match self {
+            MetricSink::Otlp(e) => e.export(metrics).await,
+            MetricSink::Console(e) => e.export(metrics).await,
+        }
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        match self {
+            MetricSink::Otlp(e) => e.force_flush(),
+            MetricSink::Console(e) => e.force_flush(),
+        }
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match self {
+            MetricSink::Otlp(e) => e.shutdown_with_timeout(timeout),
+            MetricSink::Console(e) => e.shutdown_with_timeout(timeout),
+        }
+    }
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Accounting
+
+/// Counts what an exporter delivered and what it failed to deliver.
+#[derive(Debug)]
+pub(crate) struct Monitored<E> {
+    inner: E,
+    pipeline: Arc<Pipeline>,
+    signal: Signal,
+}
+
+impl<E> Monitored<E> {
+    pub(crate) fn new(inner: E, pipeline: &Arc<Pipeline>, signal: Signal) -> Self {
+        Monitored {
+            inner,
+            pipeline: pipeline.clone(),
+            signal,
+        }
+    }
+
+    fn watch<F>(
+        &self,
+        items: u64,
+        export: F,
+    ) -> impl Future<Output = OTelSdkResult> + Send + use<F, E>
+    where
+        F: Future<Output = OTelSdkResult> + Send,
+    {
+        let mut guard = Outcome {
+            pipeline: self.pipeline.clone(),
+            signal: self.signal,
+            items,
+            done: false,
+        };
+        async move {
+            let result = export.await;
+            guard.done = true;
+            match &result {
+                Ok(()) => guard.pipeline.record_success(guard.signal, items),
+                Err(e) => guard
+                    .pipeline
+                    .record_failure(guard.signal, items, &e.to_string()),
+            }
+            result
+        }
+    }
+}
+
+/// Records a cancelled export (its future dropped before the end) as failed.
+struct Outcome {
+    pipeline: Arc<Pipeline>,
+    signal: Signal,
+    items: u64,
+    done: bool,
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if !self.done {
+            self.pipeline.record_failure(
+                self.signal,
+                self.items,
+                "export cancelled before it completed",
+            );
+        }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for Monitored<E> {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        let n = batch.len() as u64;
+        self.watch(n, self.inner.export(batch))
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+}
+
+impl<E: LogExporter> LogExporter for Monitored<E> {
+    fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
+        let n = batch.iter().count() as u64;
+        self.watch(n, self.inner.export(batch))
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+    fn event_enabled(&self, level: Severity, target: &str, name: Option<&str>) -> bool {
+        self.inner.event_enabled(level, target, name)
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for Monitored<E> {
+    fn export(&self, metrics: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
+        let n = count_points(metrics);
+        // Metric points are not queued: each collection is emitted and exported at once.
+        self.pipeline
+            .stats(Signal::Metrics)
+            .emitted
+            .fetch_add(n, std::sync::atomic::Ordering::AcqRel);
+        self.watch(n, self.inner.export(metrics))
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}
+
+fn count_points(metrics: &ResourceMetrics) -> u64 {
+    fn points<T>(d: &MetricData<T>) -> usize {
+        match d {
+            MetricData::Gauge(g) => g.data_points().count(),
+            MetricData::Sum(s) => s.data_points().count(),
+            MetricData::Histogram(h) => h.data_points().count(),
+            MetricData::ExponentialHistogram(h) => h.data_points().count(),
+        }
+    }
+    metrics
+        .scope_metrics()
+        .flat_map(|s| s.metrics())
+        .map(|m| match m.data() {
+            AggregatedMetrics::F64(d) => points(d),
+            AggregatedMetrics::U64(d) => points(d),
+            AggregatedMetrics::I64(d) => points(d),
+        })
+        .sum::<usize>() as u64
+}
+
+/// Counts, bounds and redacts spans on the emitting thread.
+#[derive(Debug)]
+struct SpanGate {
+    inner: BatchSpanProcessor,
+    pipeline: Arc<Pipeline>,
+    redactor: Redactor,
+    max_in_flight: u64,
+}
+
+impl SpanProcessor for SpanGate {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx)
+    }
+
+    fn on_end(&self, mut span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        let stats = self.pipeline.stats(Signal::Traces);
+        stats
+            .emitted
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if stats.in_flight() > self.max_in_flight {
+            self.pipeline.record_queue_drop(Signal::Traces);
+            return;
+        }
+        redact_all(&self.redactor, &mut span.attributes);
+        for event in span.events.events.iter_mut() {
+            redact_all(&self.redactor, &mut event.attributes);
+        }
+        self.inner.on_end(span)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+}
+
+fn redact_all(redactor: &Redactor, attributes: &mut [KeyValue]) {
+    for kv in attributes {
+        if redactor.is_secret_cached(kv.key.as_str()) {
+            kv.value = opentelemetry::Value::from(REDACTED);
+        }
+    }
+}
+
+/// Counts and bounds log records on the emitting thread.
+#[derive(Debug)]
+struct LogGate {
+    inner: BatchLogProcessor,
+    pipeline: Arc<Pipeline>,
+    max_in_flight: u64,
+}
+
+impl LogProcessor for LogGate {
+    fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        let stats = self.pipeline.stats(Signal::Logs);
+        stats
+            .emitted
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if stats.in_flight() > self.max_in_flight {
+            self.pipeline.record_queue_drop(Signal::Logs);
+            return;
+        }
+        self.inner.emit(record, scope)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn event_enabled(&self, level: Severity, target: &str, name: Option<&str>) -> bool {
+        self.inner.event_enabled(level, target, name)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource)
+    }
+}

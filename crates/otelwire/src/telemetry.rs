@@ -1,0 +1,342 @@
+//! The guard returned by `init`: flushes and shuts the pipeline down.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry::metrics::{Meter, MeterProvider};
+use tracing::Dispatch;
+
+use crate::config::Signal;
+use crate::health::{Health, Pipeline};
+use crate::pipeline::Providers;
+use crate::redact::Redactor;
+
+/// Keeps telemetry running; [`shutdown`](Telemetry::shutdown) flushes
+/// everything that was emitted and stops the exporters within a deadline.
+///
+/// Dropping it without calling `shutdown` does the same, best effort,
+/// blocking the dropping thread for at most the shutdown deadline
+/// (`OTELWIRE_SHUTDOWN_TIMEOUT`, default 5 s).
+pub struct Telemetry {
+    pub(crate) dispatch: Dispatch,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) redactor: Redactor,
+}
+
+pub(crate) struct Shared {
+    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) providers: Mutex<Option<Providers>>,
+    pub(crate) meter_provider: Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
+    pub(crate) tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    pub(crate) logger_provider: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) report: Mutex<Option<ShutdownReport>>,
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("service", &self.shared.pipeline.service)
+            .field("shutdown_timeout", &self.shared.shutdown_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a shutdown achieved, per signal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShutdownReport {
+    /// Per signal, in the order traces, logs, metrics.
+    pub signals: Vec<SignalReport>,
+    /// Whether everything finished before the deadline. When `false`, the
+    /// items still in flight at the deadline are counted as dropped.
+    pub completed: bool,
+    /// How long the shutdown took.
+    #[serde(serialize_with = "ser_duration_ms")]
+    pub elapsed: Duration,
+}
+
+/// The totals of one signal at shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SignalReport {
+    /// The signal.
+    pub signal: Signal,
+    /// Items handed to the pipeline (after sampling, for spans).
+    pub emitted: u64,
+    /// Items the endpoint accepted.
+    pub exported: u64,
+    /// Items lost: the queue was full, the export failed, or the deadline passed.
+    pub dropped: u64,
+}
+
+fn ser_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+impl ShutdownReport {
+    /// The totals of one signal.
+    pub fn signal(&self, signal: Signal) -> &SignalReport {
+        &self.signals[signal.index()]
+    }
+
+    /// Total items dropped across all signals.
+    pub fn dropped(&self) -> u64 {
+        self.signals.iter().map(|s| s.dropped).sum()
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for s in &self.signals {
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            write!(
+                f,
+                "{} exported={} dropped={}",
+                s.signal, s.exported, s.dropped
+            )?;
+        }
+        if !self.completed {
+            f.write_str(" (deadline reached)")?;
+        }
+        Ok(())
+    }
+}
+
+impl Telemetry {
+    /// The pipeline's health: per signal, what was exported and dropped,
+    /// the last success and the last error.
+    pub fn health(&self) -> Health {
+        self.shared.pipeline.health()
+    }
+
+    /// A [`Meter`] from this pipeline's meter provider (a no-op meter when
+    /// metrics are off).
+    pub fn meter(&self, name: &'static str) -> Meter {
+        match &self.shared.meter_provider {
+            Some(p) => p.meter(name),
+            None => opentelemetry::metrics::noop::NoopMeterProvider::new().meter(name),
+        }
+    }
+
+    /// The `tracing` dispatcher that feeds this pipeline. [`init`](crate::init)
+    /// installs it globally; with [`Builder::build`](crate::Builder::build)
+    /// use it with [`tracing::dispatcher::with_default`] or
+    /// [`tracing::dispatcher::set_default`].
+    pub fn dispatch(&self) -> &Dispatch {
+        &self.dispatch
+    }
+
+    /// The redactor in force (the default secret names plus
+    /// `OTELWIRE_REDACT_FIELDS` and the builder's additions), for layers that
+    /// want to redact the same way with [`RedactLayer`](crate::RedactLayer).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// The tracer provider, to create OpenTelemetry tracers directly.
+    pub fn tracer_provider(&self) -> Option<&opentelemetry_sdk::trace::SdkTracerProvider> {
+        self.shared.tracer_provider.as_ref()
+    }
+
+    /// The logger provider, when logs are exported.
+    pub fn logger_provider(&self) -> Option<&opentelemetry_sdk::logs::SdkLoggerProvider> {
+        self.shared.logger_provider.as_ref()
+    }
+
+    /// The meter provider, when metrics are exported.
+    pub fn meter_provider(&self) -> Option<&opentelemetry_sdk::metrics::SdkMeterProvider> {
+        self.shared.meter_provider.as_ref()
+    }
+
+    /// Exports everything queued so far without shutting down; blocks the
+    /// calling thread until done (at most the export timeouts). Prefer
+    /// [`shutdown`](Self::shutdown) at exit.
+    pub fn force_flush(&self) {
+        if let Some(p) = &self.shared.tracer_provider {
+            let _ = p.force_flush();
+        }
+        if let Some(p) = &self.shared.logger_provider {
+            let _ = p.force_flush();
+        }
+        if let Some(p) = &self.shared.meter_provider {
+            let _ = p.force_flush();
+        }
+    }
+
+    /// Flushes and stops all three signals, within the shutdown deadline.
+    /// Works from any async runtime (the blocking work runs on a thread of
+    /// its own) and logs one line with what each signal exported and dropped.
+    pub async fn shutdown(self) -> ShutdownReport {
+        // Runtime-agnostic: the work runs on a thread, a second thread
+        // enforces the deadline, and the first answer wins.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = self.shared.clone();
+        let dispatch = self.dispatch.clone();
+        let started = Instant::now();
+        let worker = {
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name("otelwire-shutdown".into())
+                .spawn(move || {
+                    let _ = tx.send(Some(run_shutdown(&shared, &dispatch)));
+                })
+        };
+        if worker.is_err() {
+            return run_shutdown(&self.shared, &self.dispatch);
+        }
+        let grace = self.shared.shutdown_timeout + Duration::from_millis(250);
+        let _ = std::thread::Builder::new()
+            .name("otelwire-deadline".into())
+            .spawn(move || {
+                std::thread::sleep(grace);
+                let _ = tx.send(None);
+            });
+        match rx.recv().await {
+            Some(Some(report)) => report,
+            _ => self.deadline_report(started),
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown) for code without an async runtime.
+    /// Do not call it from inside an async task (it blocks the thread).
+    pub fn shutdown_blocking(self) -> ShutdownReport {
+        self.shutdown_in_place()
+    }
+
+    fn shutdown_in_place(&self) -> ShutdownReport {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = self.shared.clone();
+        let dispatch = self.dispatch.clone();
+        let started = Instant::now();
+        let spawned = std::thread::Builder::new()
+            .name("otelwire-shutdown".into())
+            .spawn(move || {
+                let _ = tx.send(run_shutdown(&shared, &dispatch));
+            });
+        match spawned {
+            Ok(_) => rx
+                .recv_timeout(self.shared.shutdown_timeout + Duration::from_millis(250))
+                .unwrap_or_else(|_| self.deadline_report(started)),
+            Err(_) => run_shutdown(&self.shared, &self.dispatch),
+        }
+    }
+
+    fn deadline_report(&self, started: Instant) -> ShutdownReport {
+        let p = &self.shared.pipeline;
+        let signals = Signal::ALL
+            .iter()
+            .map(|&s| {
+                let st = p.stats(s);
+                let in_flight = st.in_flight();
+                SignalReport {
+                    signal: s,
+                    emitted: st.emitted.load(std::sync::atomic::Ordering::Acquire),
+                    exported: st.exported.load(std::sync::atomic::Ordering::Acquire),
+                    dropped: st.dropped() + in_flight,
+                }
+            })
+            .collect();
+        let report = ShutdownReport {
+            signals,
+            completed: false,
+            elapsed: started.elapsed(),
+        };
+        *self.shared.report.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+        tracing::dispatcher::with_default(&self.dispatch, || {
+            tracing::warn!(
+                target: "otelwire::export",
+                "telemetry shutdown did not finish within {:?}: {report}",
+                self.shared.shutdown_timeout
+            )
+        });
+        report
+    }
+}
+
+/// `Drop` without `shutdown`: do it now, best effort.
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        let done = self
+            .shared
+            .report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if !done {
+            let _ = self.shutdown_in_place();
+        }
+    }
+}
+
+fn run_shutdown(shared: &Shared, dispatch: &Dispatch) -> ShutdownReport {
+    if let Some(r) = shared
+        .report
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    {
+        return r;
+    }
+    let started = Instant::now();
+    let deadline = started + shared.shutdown_timeout;
+    let remaining = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
+    let providers = shared
+        .providers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let mut completed = true;
+    if let Some(providers) = providers {
+        // Spans first: ending them can emit logs; logs next; metrics last so
+        // that the pipeline's own counters are final.
+        if let Some(p) = &providers.tracer {
+            completed &= p.shutdown_with_timeout(remaining()).is_ok();
+        }
+        if let Some(p) = &providers.logger {
+            completed &= p.shutdown_with_timeout(remaining()).is_ok();
+        }
+        if let Some(p) = &providers.meter {
+            completed &= p.shutdown_with_timeout(remaining()).is_ok();
+        }
+        if let Some(rt) = providers.runtime {
+            rt.shutdown_background();
+        }
+    }
+    shared.pipeline.settle();
+    let p = &shared.pipeline;
+    let signals = Signal::ALL
+        .iter()
+        .map(|&s| {
+            let st = p.stats(s);
+            SignalReport {
+                signal: s,
+                emitted: st.emitted.load(std::sync::atomic::Ordering::Acquire),
+                exported: st.exported.load(std::sync::atomic::Ordering::Acquire),
+                dropped: st.dropped(),
+            }
+        })
+        .collect();
+    let report = ShutdownReport {
+        signals,
+        completed,
+        elapsed: started.elapsed(),
+    };
+    *shared.report.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+    tracing::dispatcher::with_default(dispatch, || {
+        tracing::info!(
+            target: "otelwire::export",
+            service = %shared.pipeline.service,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "telemetry shut down: {report}"
+        )
+    });
+    report
+}
