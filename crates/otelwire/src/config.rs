@@ -118,6 +118,9 @@ pub enum ExporterKind {
     Console,
     /// `none`: the signal is not exported.
     None,
+    /// An exporter given in code ([`Builder::span_exporter`](crate::Builder::span_exporter)
+    /// and friends); not selectable from the environment.
+    Custom,
 }
 
 impl ExporterKind {
@@ -142,6 +145,7 @@ impl ExporterKind {
             ExporterKind::Otlp => "otlp",
             ExporterKind::Console => "console",
             ExporterKind::None => "none",
+            ExporterKind::Custom => "custom",
         }
     }
 }

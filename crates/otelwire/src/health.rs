@@ -219,7 +219,6 @@ impl Pipeline {
                 self.emit(|| {
                     tracing::info!(
                         target: "otelwire::export",
-                        endpoint = %endpoint,
                         down_for_s = after.as_secs(),
                         "telemetry export to {endpoint} recovered"
                     )
@@ -258,9 +257,7 @@ impl Pipeline {
             self.emit(|| {
                 tracing::warn!(
                     target: "otelwire::export",
-                    endpoint = %endpoint,
                     signal = signal.as_str(),
-                    error = %error,
                     "cannot export telemetry to {endpoint}: {error}; the service keeps running, \
                      telemetry is retried and dropped when the queue is full (next reminder in 60 s)"
                 )

@@ -183,6 +183,7 @@ pub struct Builder {
     layers: Vec<BoxedLayer>,
     writer: Option<BoxMakeWriter>,
     ansi: Option<bool>,
+    custom: pipeline::CustomExporters,
 }
 
 impl Default for Builder {
@@ -193,6 +194,7 @@ impl Default for Builder {
             layers: Vec::new(),
             writer: None,
             ansi: None,
+            custom: pipeline::CustomExporters::default(),
         }
     }
 }
@@ -259,7 +261,9 @@ impl Builder {
         self
     }
 
-    /// Where a signal goes: OTLP, the console, or nowhere.
+    /// Where a signal goes: OTLP, the console, or nowhere. (`Custom` is set
+    /// by [`span_exporter`](Self::span_exporter) and friends; on its own it
+    /// means no export.)
     pub fn exporter(mut self, signal: Signal, kind: ExporterKind) -> Self {
         self.code.exporter[signal.index()] = Some(kind);
         self
@@ -420,6 +424,35 @@ impl Builder {
         self
     }
 
+    /// Exports spans with an exporter of your own instead of OTLP (behind the
+    /// same bounded queue, redaction and accounting). Also how the benches
+    /// measure otelwire's own cost, with an exporter that does nothing.
+    pub fn span_exporter<E>(mut self, exporter: E) -> Self
+    where
+        E: opentelemetry_sdk::trace::SpanExporter + 'static,
+    {
+        self.custom.span = Some(Box::new(exporter));
+        self.exporter(Signal::Traces, ExporterKind::Custom)
+    }
+
+    /// Exports log records with an exporter of your own instead of OTLP.
+    pub fn log_exporter<E>(mut self, exporter: E) -> Self
+    where
+        E: opentelemetry_sdk::logs::LogExporter + 'static,
+    {
+        self.custom.log = Some(Box::new(exporter));
+        self.exporter(Signal::Logs, ExporterKind::Custom)
+    }
+
+    /// Exports metrics with an exporter of your own instead of OTLP.
+    pub fn metric_exporter<E>(mut self, exporter: E) -> Self
+    where
+        E: opentelemetry_sdk::metrics::exporter::PushMetricExporter + std::fmt::Debug,
+    {
+        self.custom.metric = Some(Box::new(exporter));
+        self.exporter(Signal::Metrics, ExporterKind::Custom)
+    }
+
     /// Reads configuration from `lookup` instead of the process environment:
     /// for tests, or for configuration that lives elsewhere. `lookup` gets a
     /// variable name and returns its value.
@@ -476,7 +509,7 @@ impl Builder {
             secrets,
         ));
         let resource = resource::build(&cfg);
-        let providers = pipeline::build(&cfg, &resource, &pipeline, &redactor)?;
+        let providers = pipeline::build(&cfg, &resource, &pipeline, &redactor, self.custom)?;
 
         if let Some(mp) = &providers.meter {
             use opentelemetry::metrics::MeterProvider as _;

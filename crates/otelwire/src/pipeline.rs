@@ -47,11 +47,20 @@ pub(crate) struct Providers {
     pub(crate) runtime: Option<tokio::runtime::Runtime>,
 }
 
+/// Exporters given in code, one per signal at most.
+#[derive(Default)]
+pub(crate) struct CustomExporters {
+    pub(crate) span: Option<Box<dyn DynSpanExporter>>,
+    pub(crate) log: Option<Box<dyn DynLogExporter>>,
+    pub(crate) metric: Option<Box<dyn DynMetricExporter>>,
+}
+
 pub(crate) fn build(
     cfg: &Resolved,
     resource: &Resource,
     pipeline: &Arc<Pipeline>,
     redactor: &Redactor,
+    mut custom: CustomExporters,
 ) -> Result<Providers, InitError> {
     let mut out = Providers::default();
     if cfg.sdk_disabled {
@@ -86,6 +95,7 @@ pub(crate) fn build(
             ExporterKind::Console => Some(SpanSink::Console(
                 opentelemetry_stdout::SpanExporter::default(),
             )),
+            ExporterKind::Custom => custom.span.take().map(SpanSink::Custom),
             ExporterKind::Otlp => Some(SpanSink::Otlp(Box::new(span_exporter(
                 &cfg.otlp[0],
                 rt.as_ref(),
@@ -118,6 +128,7 @@ pub(crate) fn build(
         ExporterKind::Console => Some(LogSink::Console(
             opentelemetry_stdout::LogExporter::default(),
         )),
+        ExporterKind::Custom => custom.log.take().map(LogSink::Custom),
         ExporterKind::Otlp => Some(LogSink::Otlp(Box::new(log_exporter(
             &cfg.otlp[1],
             rt.as_ref(),
@@ -153,6 +164,7 @@ pub(crate) fn build(
         ExporterKind::Console => Some(MetricSink::Console(
             opentelemetry_stdout::MetricExporter::default(),
         )),
+        ExporterKind::Custom => custom.metric.take().map(MetricSink::Custom),
         ExporterKind::Otlp => Some(MetricSink::Otlp(Box::new(metric_exporter(
             &cfg.otlp[2],
             rt.as_ref(),
@@ -400,6 +412,7 @@ fn metric_exporter(
 enum SpanSink {
     Otlp(Box<opentelemetry_otlp::SpanExporter>),
     Console(opentelemetry_stdout::SpanExporter),
+    Custom(Box<dyn DynSpanExporter>),
 }
 
 impl SpanExporter for SpanSink {
@@ -407,24 +420,28 @@ impl SpanExporter for SpanSink {
         match self {
             SpanSink::Otlp(e) => e.export(batch).await,
             SpanSink::Console(e) => e.export(batch).await,
+            SpanSink::Custom(e) => e.export_boxed(batch).await,
         }
     }
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         match self {
             SpanSink::Otlp(e) => e.shutdown_with_timeout(timeout),
             SpanSink::Console(e) => e.shutdown_with_timeout(timeout),
+            SpanSink::Custom(e) => e.shutdown_dyn(timeout),
         }
     }
     fn force_flush(&self) -> OTelSdkResult {
         match self {
             SpanSink::Otlp(e) => e.force_flush(),
             SpanSink::Console(e) => e.force_flush(),
+            SpanSink::Custom(e) => e.force_flush_dyn(),
         }
     }
     fn set_resource(&mut self, resource: &Resource) {
         match self {
             SpanSink::Otlp(e) => e.set_resource(resource),
             SpanSink::Console(e) => e.set_resource(resource),
+            SpanSink::Custom(e) => e.set_resource_dyn(resource),
         }
     }
 }
@@ -433,6 +450,7 @@ impl SpanExporter for SpanSink {
 enum LogSink {
     Otlp(Box<opentelemetry_otlp::LogExporter>),
     Console(opentelemetry_stdout::LogExporter),
+    Custom(Box<dyn DynLogExporter>),
 }
 
 impl LogExporter for LogSink {
@@ -440,24 +458,28 @@ impl LogExporter for LogSink {
         match self {
             LogSink::Otlp(e) => e.export(batch).await,
             LogSink::Console(e) => e.export(batch).await,
+            LogSink::Custom(e) => e.export_boxed(batch).await,
         }
     }
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         match self {
             LogSink::Otlp(e) => e.shutdown_with_timeout(timeout),
             LogSink::Console(e) => e.shutdown_with_timeout(timeout),
+            LogSink::Custom(e) => e.shutdown_dyn(timeout),
         }
     }
     fn event_enabled(&self, level: Severity, target: &str, name: Option<&str>) -> bool {
         match self {
             LogSink::Otlp(e) => e.event_enabled(level, target, name),
             LogSink::Console(e) => e.event_enabled(level, target, name),
+            LogSink::Custom(_) => true,
         }
     }
     fn set_resource(&mut self, resource: &Resource) {
         match self {
             LogSink::Otlp(e) => e.set_resource(resource),
             LogSink::Console(e) => e.set_resource(resource),
+            LogSink::Custom(e) => e.set_resource_dyn(resource),
         }
     }
 }
@@ -466,6 +488,7 @@ impl LogExporter for LogSink {
 enum MetricSink {
     Otlp(Box<opentelemetry_otlp::MetricExporter>),
     Console(opentelemetry_stdout::MetricExporter),
+    Custom(Box<dyn DynMetricExporter>),
 }
 
 impl PushMetricExporter for MetricSink {
@@ -473,22 +496,95 @@ impl PushMetricExporter for MetricSink {
         match self {
             MetricSink::Otlp(e) => e.export(metrics).await,
             MetricSink::Console(e) => e.export(metrics).await,
+            MetricSink::Custom(e) => e.export_boxed(metrics).await,
         }
     }
     fn force_flush(&self) -> OTelSdkResult {
         match self {
             MetricSink::Otlp(e) => e.force_flush(),
             MetricSink::Console(e) => e.force_flush(),
+            MetricSink::Custom(e) => e.force_flush_dyn(),
         }
     }
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         match self {
             MetricSink::Otlp(e) => e.shutdown_with_timeout(timeout),
             MetricSink::Console(e) => e.shutdown_with_timeout(timeout),
+            MetricSink::Custom(e) => e.shutdown_dyn(timeout),
         }
     }
     fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
+        match self {
+            MetricSink::Custom(e) => e.temporality_dyn(),
+            _ => Temporality::Cumulative,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Object-safe forms of the exporter traits, for exporters given in code.
+
+type BoxFuture<'a> = std::pin::Pin<Box<dyn Future<Output = OTelSdkResult> + Send + 'a>>;
+
+pub(crate) trait DynSpanExporter: Send + Sync + std::fmt::Debug {
+    fn export_boxed(&self, batch: Vec<SpanData>) -> BoxFuture<'_>;
+    fn shutdown_dyn(&self, timeout: Duration) -> OTelSdkResult;
+    fn force_flush_dyn(&self) -> OTelSdkResult;
+    fn set_resource_dyn(&mut self, resource: &Resource);
+}
+
+impl<E: SpanExporter + 'static> DynSpanExporter for E {
+    fn export_boxed(&self, batch: Vec<SpanData>) -> BoxFuture<'_> {
+        Box::pin(self.export(batch))
+    }
+    fn shutdown_dyn(&self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown_with_timeout(timeout)
+    }
+    fn force_flush_dyn(&self) -> OTelSdkResult {
+        self.force_flush()
+    }
+    fn set_resource_dyn(&mut self, resource: &Resource) {
+        self.set_resource(resource)
+    }
+}
+
+pub(crate) trait DynLogExporter: Send + Sync + std::fmt::Debug {
+    fn export_boxed<'a>(&'a self, batch: LogBatch<'a>) -> BoxFuture<'a>;
+    fn shutdown_dyn(&self, timeout: Duration) -> OTelSdkResult;
+    fn set_resource_dyn(&mut self, resource: &Resource);
+}
+
+impl<E: LogExporter + 'static> DynLogExporter for E {
+    fn export_boxed<'a>(&'a self, batch: LogBatch<'a>) -> BoxFuture<'a> {
+        Box::pin(self.export(batch))
+    }
+    fn shutdown_dyn(&self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown_with_timeout(timeout)
+    }
+    fn set_resource_dyn(&mut self, resource: &Resource) {
+        self.set_resource(resource)
+    }
+}
+
+pub(crate) trait DynMetricExporter: Send + Sync + std::fmt::Debug {
+    fn export_boxed<'a>(&'a self, metrics: &'a ResourceMetrics) -> BoxFuture<'a>;
+    fn shutdown_dyn(&self, timeout: Duration) -> OTelSdkResult;
+    fn force_flush_dyn(&self) -> OTelSdkResult;
+    fn temporality_dyn(&self) -> Temporality;
+}
+
+impl<E: PushMetricExporter + std::fmt::Debug> DynMetricExporter for E {
+    fn export_boxed<'a>(&'a self, metrics: &'a ResourceMetrics) -> BoxFuture<'a> {
+        Box::pin(self.export(metrics))
+    }
+    fn shutdown_dyn(&self, timeout: Duration) -> OTelSdkResult {
+        self.shutdown_with_timeout(timeout)
+    }
+    fn force_flush_dyn(&self) -> OTelSdkResult {
+        self.force_flush()
+    }
+    fn temporality_dyn(&self) -> Temporality {
+        self.temporality()
     }
 }
 

@@ -297,14 +297,19 @@ fn run_shutdown(shared: &Shared, dispatch: &Dispatch) -> ShutdownReport {
     if let Some(providers) = providers {
         // Spans first: ending them can emit logs; logs next; metrics last so
         // that the pipeline's own counters are final.
+        // An export that failed is counted as dropped; only a timeout
+        // means the deadline cut the shutdown short.
+        let timed_out = |r: opentelemetry_sdk::error::OTelSdkResult| {
+            matches!(r, Err(opentelemetry_sdk::error::OTelSdkError::Timeout(_)))
+        };
         if let Some(p) = &providers.tracer {
-            completed &= p.shutdown_with_timeout(remaining()).is_ok();
+            completed &= !timed_out(p.shutdown_with_timeout(remaining()));
         }
         if let Some(p) = &providers.logger {
-            completed &= p.shutdown_with_timeout(remaining()).is_ok();
+            completed &= !timed_out(p.shutdown_with_timeout(remaining()));
         }
         if let Some(p) = &providers.meter {
-            completed &= p.shutdown_with_timeout(remaining()).is_ok();
+            completed &= !timed_out(p.shutdown_with_timeout(remaining()));
         }
         if let Some(rt) = providers.runtime {
             rt.shutdown_background();
