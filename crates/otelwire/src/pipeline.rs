@@ -801,6 +801,14 @@ impl LogProcessor for LogGate {
             self.pipeline.record_queue_drop(Signal::Logs);
             return;
         }
+        // The tracing bridge sets only the observed time; a record without
+        // its event time shows at 1970 in some backends.
+        if record.timestamp().is_none() {
+            let at = record
+                .observed_timestamp()
+                .unwrap_or_else(std::time::SystemTime::now);
+            opentelemetry::logs::LogRecord::set_timestamp(record, at);
+        }
         self.inner.emit(record, scope)
     }
 

@@ -13,8 +13,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // service.name: OTEL_SERVICE_NAME, else the executable's name.
     let telemetry = match otelwire::builder()
-        .service_name("quickstart")
         .service_version(env!("CARGO_PKG_VERSION"))
         .init()
     {

@@ -1,0 +1,370 @@
+//! The quickstart binary, run as a user runs it: without a collector, with a
+//! bad setting, against otelwire's test collector, and against `rotel`, a
+//! third-party OTLP collector, over gRPC and over HTTP.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use otelwire_test::Collector;
+
+const QUICKSTART: &str = env!("CARGO_BIN_EXE_quickstart");
+
+/// Runs the quickstart with `env` (and a clean OTEL_* environment) and
+/// returns (success, stdout, stderr).
+fn run_quickstart(env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(QUICKSTART);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("OTELWIRE_LOG_FORMAT", "json");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .expect("the quickstart binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    port
+}
+
+#[test]
+fn runs_without_a_collector_with_one_warning() {
+    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let started = Instant::now();
+    let (ok, stdout, stderr) = run_quickstart(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+    assert!(ok, "quickstart failed: {stderr}\n{stdout}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    let lines = json_lines(&stdout);
+    let warnings: Vec<_> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" && l["target"] == "otelwire::export")
+        .collect();
+    assert_eq!(warnings.len(), 1, "expected one export warning:\n{stdout}");
+    let msg = warnings[0]["message"].as_str().unwrap();
+    assert!(msg.contains(&endpoint), "{msg}");
+    assert!(
+        lines.iter().any(|l| l["message"] == "order received"),
+        "{stdout}"
+    );
+    // The shutdown summary says what was lost.
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("telemetry shut down: traces exported=0"))),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_init_error_is_printed_and_exits_non_zero() {
+    let (ok, stdout, stderr) = run_quickstart(&[
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "abc"),
+    ]);
+    assert!(!ok, "should fail: {stdout}");
+    assert!(
+        stderr.contains("OTEL_TRACES_SAMPLER_ARG=abc: expected a number in [0, 1]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn environment_sets_the_resource_and_signals_arrive_over_http_and_grpc() {
+    let collector = Collector::start().expect("collector starts");
+    for (protocol, endpoint) in [
+        ("http/protobuf", collector.http_endpoint()),
+        ("grpc", collector.grpc_endpoint()),
+    ] {
+        collector.clear();
+        let service = format!("quickstart-{}", protocol.replace('/', "-"));
+        let (ok, stdout, stderr) = run_quickstart(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ("OTEL_SERVICE_NAME", &service),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "team=payments,deployment.environment.name=ci",
+            ),
+        ]);
+        assert!(ok, "{stderr}\n{stdout}");
+        // Shutdown flushed everything before the process exited.
+        let spans = collector.spans_named("place_order");
+        assert_eq!(spans.len(), 3, "{protocol}: {:?}", collector.requests());
+        let r = &spans[0].resource;
+        assert_eq!(r.get_str("service.name"), Some(service.as_str()));
+        assert_eq!(r.get_str("service.version"), Some("0.1.0"));
+        assert_eq!(r.get_str("team"), Some("payments"));
+        assert_eq!(r.get_str("deployment.environment.name"), Some("ci"));
+        assert_eq!(r.get_str("telemetry.sdk.language"), Some("rust"));
+        assert!(r.get_str("host.name").is_some_and(|h| !h.is_empty()));
+        assert!(r.get_i64("process.pid").is_some());
+        assert_eq!(r.get_str("service.instance.id").map(str::len), Some(36));
+
+        // The local JSON line and the exported log carry the exported span's ids.
+        let line = json_lines(&stdout)
+            .into_iter()
+            .find(|l| l["message"] == "stock checked")
+            .expect("a local line");
+        let trace_id = line["trace_id"].as_str().unwrap().to_owned();
+        let check = collector
+            .spans_named("check_stock")
+            .into_iter()
+            .find(|s| s.trace_id == trace_id)
+            .expect("the local line's trace id is an exported trace");
+        assert_eq!(line["span_id"].as_str(), Some(check.span_id.as_str()));
+        let logs = collector.logs_for_trace(&trace_id);
+        let log = logs
+            .iter()
+            .find(|l| l.body_str() == Some("stock checked"))
+            .expect("the log record of that line");
+        assert_eq!(log.span_id.as_deref(), Some(check.span_id.as_str()));
+        assert!(log.time_unix_nano > 0, "log records carry their event time");
+
+        let orders = collector.metric_points("quickstart.orders");
+        assert_eq!(
+            orders.last().and_then(|p| p.as_f64()),
+            Some(3.0),
+            "{protocol}"
+        );
+        assert!(
+            !collector
+                .metric_points("quickstart.order.duration")
+                .is_empty()
+        );
+        assert!(!collector.metric_points("process.memory.usage").is_empty());
+
+        // The secret-named field never left the process in clear.
+        assert!(!stdout.contains("tok_live_123"));
+        for l in collector.logs() {
+            for (_, v) in l.attributes.iter() {
+                assert_ne!(v.as_str(), Some("tok_live_123"));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// rotel: a third-party OTLP collector
+
+/// `rotel-agent`: `ROTEL_AGENT`, else on `PATH`, else inside the `rotel`
+/// Python package (`pip install rotel`).
+fn rotel_agent() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ROTEL_AGENT") {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join("rotel-agent");
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
+        ])
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && p.is_file()).then_some(p)
+}
+
+/// Kills the agent when the test ends, however it ends.
+struct Rotel {
+    child: Child,
+    output: Arc<Mutex<String>>,
+    grpc_port: u16,
+    http_port: u16,
+}
+
+impl Drop for Rotel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Rotel {
+    fn start(agent: &PathBuf) -> Rotel {
+        let (grpc_port, http_port) = (closed_port(), closed_port());
+        let mut child = Command::new(agent)
+            .args(["start", "--exporter", "blackhole"])
+            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc_port}")])
+            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http_port}")])
+            .args([
+                "--debug-log",
+                "traces",
+                "--debug-log",
+                "logs",
+                "--debug-log",
+                "metrics",
+            ])
+            .args(["--debug-log-verbosity", "detailed"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rotel-agent starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut o = output.lock().unwrap();
+                    o.push_str(&strip_ansi(&line));
+                    o.push('\n');
+                }
+            });
+        }
+        let rotel = Rotel {
+            child,
+            output,
+            grpc_port,
+            http_port,
+        };
+        rotel.wait_for("both ports listening", Duration::from_secs(15), |_| {
+            [grpc_port, http_port]
+                .iter()
+                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+        });
+        rotel
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.output.lock().unwrap().clone();
+            if ok(&out) {
+                return out;
+            }
+            if Instant::now() >= deadline {
+                panic!("rotel: timed out after {timeout:?} waiting for {what}; its output:\n{out}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The text of each log record rotel printed whose body is `body`.
+fn rotel_log_records<'a>(out: &'a str, body: &str) -> Vec<&'a str> {
+    let needle = format!("Body: Str({body})");
+    out.split("LogRecord #")
+        .filter(|rec| rec.contains(&needle))
+        .collect()
+}
+
+fn interop(protocol: &str) {
+    let Some(agent) = rotel_agent() else {
+        if std::env::var_os("OTELWIRE_REQUIRE_TOOLS").is_some() {
+            panic!("rotel-agent not found: `pip install rotel` (or set ROTEL_AGENT)");
+        }
+        eprintln!("SKIPPED: rotel-agent not found (pip install rotel)");
+        return;
+    };
+    let rotel = Rotel::start(&agent);
+    let endpoint = match protocol {
+        "grpc" => format!("http://127.0.0.1:{}", rotel.grpc_port),
+        _ => format!("http://127.0.0.1:{}", rotel.http_port),
+    };
+    let (ok, stdout, stderr) = run_quickstart(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+    ]);
+    assert!(ok, "{stderr}\n{stdout}");
+    assert!(
+        !stdout.contains("cannot export"),
+        "export to rotel failed:\n{stdout}"
+    );
+    let line = json_lines(&stdout)
+        .into_iter()
+        .find(|l| l["message"] == "stock checked")
+        .expect("a local line");
+    let trace_id = line["trace_id"].as_str().unwrap().to_owned();
+
+    let out = rotel.wait_for(
+        "the span, the log record and the metric",
+        Duration::from_secs(20),
+        |o| {
+            o.contains("Name           : place_order")
+                && o.contains("Body: Str(stock checked)")
+                && o.contains("Name: quickstart.orders")
+        },
+    );
+    assert!(
+        out.contains(&format!("Trace ID       : {trace_id}")),
+        "rotel shows the trace {trace_id}:\n{out}"
+    );
+    let records = rotel_log_records(&out, "stock checked");
+    assert!(
+        records
+            .iter()
+            .any(|r| r.contains(&format!("Trace ID       : {trace_id}"))),
+        "the log record carries its trace id {trace_id}:\n{out}"
+    );
+    assert!(out.contains("-> service.name: Str(quickstart)"), "{out}");
+    assert!(
+        !out.contains("tok_live_123"),
+        "a secret reached the collector"
+    );
+}
+
+#[test]
+fn interoperates_with_rotel_over_grpc() {
+    interop("grpc");
+}
+
+#[test]
+fn interoperates_with_rotel_over_http() {
+    interop("http/protobuf");
+}
