@@ -108,10 +108,14 @@ fn each_signal_arrives(protocol: Protocol) {
         let outer = info_span!("outer", order.id = 7_i64, customer = "acme");
         let _o = outer.enter();
         let inner = info_span!("inner", otel.kind = "client", otel.name = "GET /stock");
+        info_span!("fine", otel.status_code = "ok").in_scope(|| {});
         let _i = inner.enter();
         info!(user.id = 5_i64, retry = true, "hello world");
         error!(reason = "out of stock", "stock check failed");
-        counter.add(2, &[otelwire::opentelemetry::KeyValue::new("route", "/orders")]);
+        counter.add(
+            2,
+            &[otelwire::opentelemetry::KeyValue::new("route", "/orders")],
+        );
         histogram.record(0.25, &[]);
     });
 
@@ -127,11 +131,23 @@ fn each_signal_arrives(protocol: Protocol) {
     assert_eq!(outer.attributes.get_i64("order.id"), Some(7));
     assert_eq!(outer.attributes.get_str("customer"), Some("acme"));
     assert_eq!(outer.parent_span_id, None);
-    assert_eq!(inner.parent_span_id.as_deref(), Some(outer.span_id.as_str()));
+    assert_eq!(
+        inner.parent_span_id.as_deref(),
+        Some(outer.span_id.as_str())
+    );
     assert_eq!(inner.trace_id, outer.trace_id);
     assert_eq!(inner.kind, SpanKind::Client);
-    assert_eq!(inner.status.code, StatusCode::Error, "an ERROR event fails its span");
+    assert_eq!(
+        inner.status.code,
+        StatusCode::Error,
+        "an ERROR event fails its span"
+    );
     assert!(inner.end_time_unix_nano >= inner.start_time_unix_nano);
+    let fine = collector
+        .wait_for_spans_blocking(1, |s| s.name == "fine", wait)
+        .unwrap()
+        .remove(0);
+    assert_eq!(fine.status.code, StatusCode::Ok);
 
     let resource = &outer.resource;
     assert_eq!(resource.get_str("service.name"), Some("e2e"));
@@ -165,7 +181,12 @@ fn each_signal_arrives(protocol: Protocol) {
     collector
         .wait_for_metric_blocking(
             "e2e.latency",
-            |p| matches!(p.value, otelwire_test::PointValue::Histogram { count: 1, .. }),
+            |p| {
+                matches!(
+                    p.value,
+                    otelwire_test::PointValue::Histogram { count: 1, .. }
+                )
+            },
             wait,
         )
         .unwrap();
@@ -182,9 +203,9 @@ fn each_signal_arrives(protocol: Protocol) {
     let report = telemetry.shutdown_blocking();
     assert!(report.completed, "{report}");
     assert_eq!(report.dropped(), 0, "{report}");
-    // Transport events never became log records.
+    // Transport events never became log records (the scope is the target).
     for l in collector.logs() {
-        let target = l.attributes.get_str("target").unwrap_or("");
+        let target = l.scope.name.as_str();
         assert!(
             !["hyper", "h2", "tonic", "tower", "reqwest", "opentelemetry"]
                 .iter()
@@ -221,7 +242,10 @@ fn gzip_and_headers_reach_the_collector() {
         let telemetry = otelwire::builder()
             .env_source(env(&[
                 ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
-                ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=blue,authorization=Bearer%20s3cr3t-value"),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "x-tenant=blue,authorization=Bearer%20s3cr3t-value",
+                ),
             ]))
             .endpoint(endpoint)
             .protocol(protocol)
@@ -239,7 +263,10 @@ fn gzip_and_headers_reach_the_collector() {
     assert_eq!(collector.spans_named("zipped").len(), 2);
     let text = out.text();
     assert!(text.contains("header(s), values hidden"), "{text}");
-    assert!(!text.contains("s3cr3t-value"), "a header value was printed:\n{text}");
+    assert!(
+        !text.contains("s3cr3t-value"),
+        "a header value was printed:\n{text}"
+    );
 }
 
 #[test]
@@ -310,7 +337,14 @@ fn an_absent_collector_is_one_warning_then_recovery() {
     });
     // Keep failing for a while: traces, logs and metrics all fail, several times.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while telemetry.health().signals.iter().map(|s| s.failures).sum::<u64>() < 4 {
+    while telemetry
+        .health()
+        .signals
+        .iter()
+        .map(|s| s.failures)
+        .sum::<u64>()
+        < 4
+    {
         assert!(Instant::now() < deadline, "{:?}", telemetry.health());
         emit("still down");
         std::thread::sleep(Duration::from_millis(100));
@@ -330,7 +364,11 @@ fn an_absent_collector_is_one_warning_then_recovery() {
     collector.restart().unwrap();
     emit("back up");
     collector
-        .wait_for_logs_blocking(1, |l| l.body_str() == Some("back up"), Duration::from_secs(10))
+        .wait_for_logs_blocking(
+            1,
+            |l| l.body_str() == Some("back up"),
+            Duration::from_secs(10),
+        )
         .unwrap();
     out.wait_until("the recovery line", Duration::from_secs(10), |t| {
         t.contains("recovered")
@@ -380,7 +418,10 @@ fn a_full_queue_drops_and_counts_exactly() {
     assert!(report.completed, "{report}");
     for signal in [Signal::Traces, Signal::Logs] {
         let s = report.signal(signal);
-        assert!(s.dropped > 0, "{signal}: the queue should overflow: {report}");
+        assert!(
+            s.dropped > 0,
+            "{signal}: the queue should overflow: {report}"
+        );
         assert!(s.exported > 0, "{signal}: {report}");
         assert_eq!(s.exported + s.dropped, s.emitted, "{signal}: {report}");
     }
@@ -398,10 +439,26 @@ fn a_full_queue_drops_and_counts_exactly() {
 #[test]
 fn bad_values_name_the_variable_and_the_value() {
     let cases: &[(&str, &str, &str)] = &[
-        ("OTEL_TRACES_SAMPLER", "sometimes", "expected one of always_on"),
-        ("OTEL_TRACES_SAMPLER_ARG", "abc", "expected a number in [0, 1]"),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc2", "expected one of grpc"),
-        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "udp", "expected one of grpc"),
+        (
+            "OTEL_TRACES_SAMPLER",
+            "sometimes",
+            "expected one of always_on",
+        ),
+        (
+            "OTEL_TRACES_SAMPLER_ARG",
+            "abc",
+            "expected a number in [0, 1]",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "grpc2",
+            "expected one of grpc",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+            "udp",
+            "expected one of grpc",
+        ),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "http://"),
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://x", "http://"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "ten", "milliseconds"),
@@ -436,7 +493,7 @@ fn bad_values_name_the_variable_and_the_value() {
         }
         let err = otelwire::builder()
             .env_source(env(&pairs))
-            .log_format(LogFormat::None)
+            .writer(std::io::sink)
             .build()
             .expect_err(&format!("{var}={value} must be refused"));
         let msg = err.to_string();
@@ -455,13 +512,19 @@ fn bad_values_name_the_variable_and_the_value() {
 
     let err = otelwire::builder()
         .env_source(env(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://collector.example:4318",
+            ),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
         ]))
         .build()
         .unwrap_err()
         .to_string();
-    assert!(err.contains("/nonexistent/ca.pem") && err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains("/nonexistent/ca.pem") && err.contains("cannot read"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -480,7 +543,11 @@ fn sdk_disabled_exports_nothing_and_keeps_local_output() {
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
         info_span!("quiet").in_scope(|| info!(n = 1_i64, "still printed"));
     });
-    telemetry.meter("x").u64_counter("x.count").build().add(1, &[]);
+    telemetry
+        .meter("x")
+        .u64_counter("x.count")
+        .build()
+        .add(1, &[]);
     let report = telemetry.shutdown_blocking();
     assert!(report.signals.iter().all(|s| s.emitted == 0), "{report}");
     let stats = collector.requests();
@@ -489,7 +556,11 @@ fn sdk_disabled_exports_nothing_and_keeps_local_output() {
         (0, 0),
         "{stats:?}"
     );
-    assert!(out.json_lines().iter().any(|l| l["message"] == "still printed"));
+    assert!(
+        out.json_lines()
+            .iter()
+            .any(|l| l["message"] == "still printed")
+    );
 }
 
 #[test]
@@ -501,21 +572,39 @@ fn secret_fields_appear_in_no_output() {
         .build()
         .unwrap();
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
-        let span = info_span!("login", user = "ann", password = "hunter2", ssn = "078-05-1120");
+        let span = info_span!(
+            "login",
+            user = "ann",
+            password = "hunter2",
+            ssn = "078-05-1120"
+        );
         let _g = span.enter();
-        info!(api_key = "sk-live-abc123", authorization = "Bearer eyJhbGciOi", "calling upstream");
+        info!(
+            api_key = "sk-live-abc123",
+            authorization = "Bearer eyJhbGciOi",
+            "calling upstream"
+        );
         error!(db.password = "pg-pass-xyz", "cannot connect");
     });
     let report = telemetry.shutdown_blocking();
     assert_eq!(report.dropped(), 0, "{report}");
 
-    let secrets = ["hunter2", "078-05-1120", "sk-live-abc123", "eyJhbGciOi", "pg-pass-xyz"];
+    let secrets = [
+        "hunter2",
+        "078-05-1120",
+        "sk-live-abc123",
+        "eyJhbGciOi",
+        "pg-pass-xyz",
+    ];
     let local = out.text();
     let spans = format!("{:?}", collector.spans());
     let logs = format!("{:?}", collector.logs());
     assert!(spans.contains("login") && logs.contains("calling upstream"));
     for secret in secrets {
-        assert!(!local.contains(secret), "{secret} in local output:\n{local}");
+        assert!(
+            !local.contains(secret),
+            "{secret} in local output:\n{local}"
+        );
         assert!(!spans.contains(secret), "{secret} in a span:\n{spans}");
         assert!(!logs.contains(secret), "{secret} in a log record:\n{logs}");
     }
@@ -556,4 +645,30 @@ fn the_tracing_span_context_can_be_set_from_a_remote_parent() {
     assert_eq!(span.parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
     let log = &collector.logs_with_body("inside the remote trace")[0];
     assert_eq!(log.trace_id.as_deref(), Some(trace_id));
+}
+
+#[test]
+fn the_sampler_comes_from_the_environment() {
+    let collector = Collector::start().unwrap();
+    let out = Captured::default();
+    let telemetry = otelwire::builder()
+        .env_source(env(&[
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.http_endpoint()),
+        ]))
+        .log_format(LogFormat::Json)
+        .writer(out.clone())
+        .metrics(false)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        info_span!("unsampled").in_scope(|| info!("not traced"));
+    });
+    let report = telemetry.shutdown_blocking();
+    assert_eq!(report.signal(Signal::Traces).emitted, 0, "{report}");
+    assert!(collector.spans().is_empty());
+    // The log record is still exported; it just has no sampled trace.
+    assert_eq!(collector.logs_with_body("not traced").len(), 1);
+    let startup = out.json_lines().remove(0);
+    assert_eq!(startup["sampler"], "always_off");
 }

@@ -82,7 +82,8 @@ pub(crate) fn env_filter(filter: &str) -> EnvFilter {
 
 /// Spans, plus ERROR events (which mark their span as failed and become
 /// exception events); other events travel as log records instead of also
-/// being copied into span events.
+/// being copied into span events. The transport's own spans are left out,
+/// or exporting spans would make spans to export.
 pub(crate) fn trace_layer(
     provider: &SdkTracerProvider,
 ) -> Filtered<
@@ -98,7 +99,7 @@ pub(crate) fn trace_layer(
         .with_tracer(tracer)
         .with_tracked_inactivity(false)
         .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-            m.is_span() || *m.level() == Level::ERROR
+            (m.is_span() || *m.level() == Level::ERROR) && !is_transport_target(m.target())
         }))
 }
 

@@ -368,3 +368,19 @@ fn interoperates_with_rotel_over_grpc() {
 fn interoperates_with_rotel_over_http() {
     interop("http/protobuf");
 }
+
+#[test]
+fn console_and_none_exporters_need_no_collector() {
+    let (ok, stdout, stderr) = run_quickstart(&[
+        ("OTEL_TRACES_EXPORTER", "console"),
+        ("OTEL_LOGS_EXPORTER", "none"),
+        ("OTEL_METRICS_EXPORTER", "none"),
+        ("OTELWIRE_LOG_FORMAT", "none"),
+    ]);
+    assert!(ok, "{stderr}\n{stdout}");
+    // Only the console span exporter writes to stdout now.
+    assert!(stdout.contains("place_order"), "{stdout}");
+    assert!(stdout.contains("check_stock"), "{stdout}");
+    assert!(!stdout.contains("cannot export"), "{stdout}");
+    assert!(!stdout.contains("order received"), "{stdout}");
+}
