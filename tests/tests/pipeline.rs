@@ -672,3 +672,65 @@ fn the_sampler_comes_from_the_environment() {
     let startup = out.json_lines().remove(0);
     assert_eq!(startup["sampler"], "always_off");
 }
+
+#[test]
+fn https_endpoints_trust_the_configured_certificate() {
+    let collector = Collector::builder().tls().start().unwrap();
+    let ca = std::env::temp_dir().join(format!("otelwire-e2e-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, collector.ca_pem().unwrap()).unwrap();
+    let ca_path = ca.to_string_lossy().into_owned();
+    let export = |protocol: Protocol, trust: bool| {
+        let endpoint = match protocol {
+            Protocol::Grpc => collector.grpc_endpoint(),
+            _ => collector.http_endpoint(),
+        };
+        assert!(endpoint.starts_with("https://"));
+        let vars: Vec<(&str, &str)> = if trust {
+            vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", ca_path.as_str())]
+        } else {
+            Vec::new()
+        };
+        let telemetry = otelwire::builder()
+            .env_source(env(&vars))
+            .endpoint(endpoint)
+            .protocol(protocol)
+            .log_format(LogFormat::None)
+            .metrics(false)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            info_span!("secure", trusted = trust).in_scope(|| info!("over tls"));
+        });
+        telemetry.shutdown_blocking()
+    };
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let report = export(protocol, true);
+        assert_eq!(
+            report.signal(Signal::Traces).exported,
+            1,
+            "{protocol:?}: {report}"
+        );
+        assert_eq!(report.dropped(), 0, "{protocol:?}: {report}");
+        // Without the CA, the collector's certificate is not trusted.
+        let report = export(protocol, false);
+        assert_eq!(
+            report.signal(Signal::Traces).exported,
+            0,
+            "{protocol:?}: {report}"
+        );
+        assert_eq!(
+            report.signal(Signal::Traces).dropped,
+            1,
+            "{protocol:?}: {report}"
+        );
+    }
+    let _ = std::fs::remove_file(&ca);
+    let spans = collector.spans_named("secure");
+    assert_eq!(spans.len(), 2);
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.attributes.get_bool("trusted") == Some(true))
+    );
+}

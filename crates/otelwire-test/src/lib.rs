@@ -35,6 +35,7 @@
 
 mod model;
 mod server;
+mod tls;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -77,6 +78,9 @@ pub enum StartError {
     /// The collector's runtime could not be started.
     #[error("cannot start the collector's runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// The TLS certificate could not be made.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
 }
 
 /// Counts of what the collector was asked to do.
@@ -227,6 +231,7 @@ pub struct CollectorBuilder {
     mode: Mode,
     grpc_port: u16,
     http_port: u16,
+    tls: bool,
 }
 
 impl CollectorBuilder {
@@ -248,8 +253,22 @@ impl CollectorBuilder {
         self
     }
 
+    /// Serves both endpoints over TLS with a certificate for `localhost`
+    /// and `127.0.0.1`, signed by a CA made for this collector: trust
+    /// [`Collector::ca_pem`] (for example through
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`) to test a client's `https` support.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
     /// Starts listening.
     pub fn start(self) -> Result<Collector, StartError> {
+        let tls = if self.tls {
+            Some(tls::self_signed()?)
+        } else {
+            None
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("otelwire-test-collector")
@@ -271,6 +290,7 @@ impl CollectorBuilder {
             shared,
             servers: Mutex::new(Vec::new()),
             runtime: Some(runtime),
+            tls,
         };
         collector.listen(Duration::ZERO)
     }
@@ -283,6 +303,7 @@ pub struct Collector {
     shared: Arc<Shared>,
     servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     runtime: Option<tokio::runtime::Runtime>,
+    tls: Option<tls::Tls>,
 }
 
 impl fmt::Debug for Collector {
@@ -292,6 +313,7 @@ impl fmt::Debug for Collector {
             .field("http", &self.http_addr)
             .field("mode", &self.mode())
             .field("running", &self.is_running())
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -331,28 +353,43 @@ impl Collector {
         let _enter = self.rt().enter();
         let grpc = tokio::net::TcpListener::from_std(grpc).map_err(StartError::Runtime)?;
         let http = tokio::net::TcpListener::from_std(http).map_err(StartError::Runtime)?;
+        let acceptor = self.tls.as_ref().map(|t| t.acceptor.clone());
         *lock(&self.servers) = vec![
             self.rt().spawn(server::serve(
                 grpc,
                 server::grpc_router(self.shared.clone()),
+                acceptor.clone(),
             )),
             self.rt().spawn(server::serve(
                 http,
                 server::http_router(self.shared.clone()),
+                acceptor,
             )),
         ];
         Ok(addrs)
     }
 
-    /// The OTLP/gRPC endpoint, `http://127.0.0.1:PORT`.
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The OTLP/gRPC endpoint, `http://127.0.0.1:PORT` (`https` with
+    /// [`CollectorBuilder::tls`]).
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        format!("{}://{}", self.scheme(), self.grpc_addr)
     }
 
     /// The OTLP/HTTP base endpoint, `http://127.0.0.1:PORT` (clients append
-    /// `/v1/traces`, `/v1/logs`, `/v1/metrics`).
+    /// `/v1/traces`, `/v1/logs`, `/v1/metrics`; `https` with
+    /// [`CollectorBuilder::tls`]).
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", self.http_addr)
+        format!("{}://{}", self.scheme(), self.http_addr)
+    }
+
+    /// The PEM of the CA that signed the collector's certificate, with
+    /// [`CollectorBuilder::tls`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
     }
 
     /// The gRPC listening address.
