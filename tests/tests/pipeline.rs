@@ -111,6 +111,7 @@ fn each_signal_arrives(protocol: Protocol) {
         info_span!("fine", otel.status_code = "ok").in_scope(|| {});
         let _i = inner.enter();
         info!(user.id = 5_i64, retry = true, "hello world");
+        info!(name: "order.placed", order_id = 7_i64, "named event");
         error!(reason = "out of stock", "stock check failed");
         counter.add(
             2,
@@ -166,6 +167,15 @@ fn each_signal_arrives(protocol: Protocol) {
     assert_eq!(log.trace_id.as_deref(), Some(inner.trace_id.as_str()));
     assert_eq!(log.span_id.as_deref(), Some(inner.span_id.as_str()));
     assert!(log.time_unix_nano > 0);
+    assert_eq!(
+        log.event_name, "",
+        "no `event file:line` noise as event.name"
+    );
+    let named = collector
+        .wait_for_logs_blocking(1, |l| l.body_str() == Some("named event"), wait)
+        .unwrap()
+        .remove(0);
+    assert_eq!(named.event_name, "order.placed");
     let err = collector
         .wait_for_logs_blocking(1, |l| l.body_str() == Some("stock check failed"), wait)
         .unwrap()

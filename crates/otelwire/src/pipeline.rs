@@ -801,6 +801,15 @@ impl LogProcessor for LogGate {
             self.pipeline.record_queue_drop(Signal::Logs);
             return;
         }
+        // `tracing` names every unnamed event `event file:line`; the bridge
+        // copies that into `event.name`, which identifies an event *type*
+        // (`auth.login`). Only names given with `name: "…"` are kept.
+        if record
+            .event_name()
+            .is_some_and(|n| n.starts_with("event ") && n.contains(':'))
+        {
+            opentelemetry::logs::LogRecord::set_event_name(record, "");
+        }
         // The tracing bridge sets only the observed time; a record without
         // its event time shows at 1970 in some backends.
         if record.timestamp().is_none() {
