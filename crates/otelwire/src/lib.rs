@@ -655,3 +655,61 @@ fn startup_line(cfg: &Resolved) {
         cfg.service_name
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::propagation::TextMapPropagator;
+
+    #[test]
+    fn propagators_follow_the_list() {
+        let fields = |list: &[Propagator]| -> Vec<String> {
+            propagator(list).fields().map(str::to_owned).collect()
+        };
+        assert_eq!(
+            fields(&[Propagator::TraceContext, Propagator::Baggage]),
+            ["traceparent", "tracestate", "baggage"]
+        );
+        assert_eq!(fields(&[Propagator::Baggage]), ["baggage"]);
+        assert!(fields(&[]).is_empty());
+    }
+
+    #[test]
+    fn builder_settings_win_over_the_environment() {
+        let out = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let telemetry = builder()
+            .env_source(|k| match k {
+                "OTEL_SERVICE_NAME" => Some("from-env".into()),
+                "OTEL_TRACES_SAMPLER" => Some("always_off".into()),
+                "OTEL_SDK_DISABLED" => Some("true".into()),
+                _ => None,
+            })
+            .service_name("from-code")
+            .sampler(Sampler::AlwaysOn)
+            .log_format(LogFormat::Json)
+            .writer(move || SinkWriter(sink.clone()))
+            .build()
+            .unwrap();
+        assert_eq!(telemetry.health().service, "from-code");
+        drop(telemetry);
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let startup: serde_json::Value =
+            serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(startup["service"], "from-code");
+        assert_eq!(startup["sampler"], "always_on");
+        assert_eq!(startup["traces"], "none");
+    }
+
+    struct SinkWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SinkWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+}
