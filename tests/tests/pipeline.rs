@@ -252,11 +252,18 @@ fn gzip_and_headers_reach_the_collector() {
         let telemetry = otelwire::builder()
             .env_source(env(&[
                 ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+                // The per-signal variable replaces the generic one for traces.
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                    "x-tenant=red,x-signal=traces",
+                ),
                 (
                     "OTEL_EXPORTER_OTLP_HEADERS",
-                    "x-tenant=blue,authorization=Bearer%20s3cr3t-value",
+                    "x-tenant=green,authorization=Bearer%20s3cr3t-value",
                 ),
             ]))
+            // Code wins over the environment for the same header.
+            .header("x-tenant", "blue")
             .endpoint(endpoint)
             .protocol(protocol)
             .log_format(LogFormat::Json)
@@ -271,6 +278,22 @@ fn gzip_and_headers_reach_the_collector() {
         assert_eq!(report.dropped(), 0, "{protocol:?}: {report}");
     }
     assert_eq!(collector.spans_named("zipped").len(), 2);
+    let headers = collector.request_headers();
+    assert!(!headers.is_empty());
+    let (mut traces, mut others) = (0, 0);
+    for h in &headers {
+        let get = |name: &str| h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        // Code wins over both variables.
+        assert_eq!(get("x-tenant"), Some("blue"), "{h:?}");
+        if get("x-signal") == Some("traces") {
+            traces += 1;
+            assert_eq!(get("authorization"), None, "{h:?}");
+        } else {
+            others += 1;
+            assert_eq!(get("authorization"), Some("Bearer s3cr3t-value"), "{h:?}");
+        }
+    }
+    assert!(traces >= 2 && others >= 2, "{headers:?}");
     let text = out.text();
     assert!(text.contains("header(s), values hidden"), "{text}");
     assert!(

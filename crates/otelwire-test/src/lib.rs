@@ -133,6 +133,7 @@ pub(crate) struct Data {
     logs: Vec<LogRecord>,
     metrics: Vec<MetricPoint>,
     pub(crate) stats: RequestStats,
+    pub(crate) headers: Vec<Vec<(String, String)>>,
 }
 
 /// State shared by the receivers and the handle.
@@ -502,6 +503,12 @@ impl Collector {
     /// What the collector was asked to do so far.
     pub fn requests(&self) -> RequestStats {
         lock(&self.shared.data).stats
+    }
+
+    /// The headers (gRPC metadata) of every accepted export request, in
+    /// order; names are lower case.
+    pub fn request_headers(&self) -> Vec<Vec<(String, String)>> {
+        lock(&self.shared.data).headers.clone()
     }
 
     /// Forgets everything received (and the request counts).

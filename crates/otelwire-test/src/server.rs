@@ -80,10 +80,14 @@ pub(crate) async fn admit(shared: &Shared) -> Admission {
 struct Grpc(Arc<Shared>);
 
 impl Grpc {
-    async fn gate(&self) -> Result<(), tonic::Status> {
+    async fn gate(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), tonic::Status> {
         match admit(&self.0).await {
             Admission::Accept => {
-                self.0.with_data(|d| d.stats.grpc_requests += 1);
+                let headers = header_pairs(&metadata.clone().into_headers());
+                self.0.with_data(|d| {
+                    d.stats.grpc_requests += 1;
+                    d.headers.push(headers);
+                });
                 Ok(())
             }
             Admission::Refuse => Err(tonic::Status::unavailable(
@@ -102,7 +106,7 @@ impl TraceService for Grpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.gate().await?;
+        self.gate(request.metadata()).await?;
         self.0
             .add_spans(model::spans(request.get_ref(), Transport::Grpc));
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
@@ -115,7 +119,7 @@ impl LogsService for Grpc {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        self.gate().await?;
+        self.gate(request.metadata()).await?;
         self.0
             .add_logs(model::logs(request.get_ref(), Transport::Grpc));
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
@@ -128,7 +132,7 @@ impl MetricsService for Grpc {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        self.gate().await?;
+        self.gate(request.metadata()).await?;
         self.0
             .add_metrics(model::metric_points(request.get_ref(), Transport::Grpc));
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
@@ -219,10 +223,26 @@ fn reply<R: Message + Default>(encoding: Encoding) -> Response {
     }
 }
 
-async fn http_gate(shared: &Shared) -> Option<Response> {
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn http_gate(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     match admit(shared).await {
         Admission::Accept => {
-            shared.with_data(|d| d.stats.http_requests += 1);
+            let headers = header_pairs(headers);
+            shared.with_data(|d| {
+                d.stats.http_requests += 1;
+                d.headers.push(headers);
+            });
             None
         }
         Admission::Refuse => Some(
@@ -252,7 +272,7 @@ async fn http_traces(
         Ok(x) => x,
         Err(r) => return r.into_response(),
     };
-    if let Some(r) = http_gate(&shared).await {
+    if let Some(r) = http_gate(&shared, &headers).await {
         return r;
     }
     shared.add_spans(model::spans(&req, transport(enc)));
@@ -264,7 +284,7 @@ async fn http_logs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: 
         Ok(x) => x,
         Err(r) => return r.into_response(),
     };
-    if let Some(r) = http_gate(&shared).await {
+    if let Some(r) = http_gate(&shared, &headers).await {
         return r;
     }
     shared.add_logs(model::logs(&req, transport(enc)));
@@ -280,7 +300,7 @@ async fn http_metrics(
         Ok(x) => x,
         Err(r) => return r.into_response(),
     };
-    if let Some(r) = http_gate(&shared).await {
+    if let Some(r) = http_gate(&shared, &headers).await {
         return r;
     }
     shared.add_metrics(model::metric_points(&req, transport(enc)));

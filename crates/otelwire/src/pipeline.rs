@@ -250,9 +250,7 @@ impl<'a> Transport<'a> {
         }
     }
 
-    fn metadata(
-        &self,
-    ) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, InitError> {
+    fn header_map(&self) -> Result<http::HeaderMap, InitError> {
         let mut map = http::HeaderMap::new();
         for (k, v) in &self.cfg.headers {
             let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
@@ -260,7 +258,13 @@ impl<'a> Transport<'a> {
             let value = http::HeaderValue::from_str(v).map_err(|_| self.header_error(k))?;
             map.insert(name, value);
         }
-        Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
+        Ok(map)
+    }
+
+    fn metadata(&self) -> Result<OverrideMetadata, InitError> {
+        Ok(OverrideMetadata(
+            tonic::metadata::MetadataMap::from_headers(self.header_map()?),
+        ))
     }
 
     fn tls(&self) -> Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig> {
@@ -324,9 +328,43 @@ impl<'a> Transport<'a> {
             Compression::None => None,
         }
     }
+}
 
-    fn headers(&self) -> std::collections::HashMap<String, String> {
-        self.cfg.headers.iter().cloned().collect()
+/// The OTLP exporters also read `OTEL_EXPORTER_OTLP_*HEADERS` from the
+/// process environment and let them override headers set in code. otelwire
+/// has already resolved headers with code first; these wrappers put the
+/// resolved values back on every request, so the documented precedence holds.
+#[derive(Debug)]
+struct HeaderClient {
+    inner: reqwest::blocking::Client,
+    headers: http::HeaderMap,
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for HeaderClient {
+    async fn send_bytes(
+        &self,
+        mut request: http::Request<opentelemetry_http::Bytes>,
+    ) -> Result<http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError> {
+        for (k, v) in &self.headers {
+            request.headers_mut().insert(k.clone(), v.clone());
+        }
+        self.inner.send_bytes(request).await
+    }
+}
+
+/// The gRPC counterpart of [`HeaderClient`].
+#[derive(Debug, Clone)]
+struct OverrideMetadata(tonic::metadata::MetadataMap);
+
+impl tonic::service::Interceptor for OverrideMetadata {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        for kv in self.0.iter() {
+            if let tonic::metadata::KeyAndValueRef::Ascii(k, v) = kv {
+                req.metadata_mut().insert(k.clone(), v.clone());
+            }
+        }
+        Ok(req)
     }
 }
 
@@ -340,7 +378,7 @@ macro_rules! otlp_exporter {
                     .with_tonic()
                     .with_endpoint(t.cfg.endpoint.clone())
                     .with_timeout(t.cfg.timeout)
-                    .with_metadata(t.metadata()?)
+                    .with_interceptor(t.metadata()?)
                     .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended());
                 if let Some(c) = t.compression() {
                     b = b.with_compression(c);
@@ -357,8 +395,10 @@ macro_rules! otlp_exporter {
                     .with_endpoint(t.cfg.endpoint.clone())
                     .with_protocol(t.http_protocol())
                     .with_timeout(t.cfg.timeout)
-                    .with_headers(t.headers())
-                    .with_http_client(t.http_client()?)
+                    .with_http_client(HeaderClient {
+                        inner: t.http_client()?,
+                        headers: t.header_map()?,
+                    })
                     .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended());
                 if let Some(c) = t.compression() {
                     b = b.with_compression(c);
