@@ -105,7 +105,12 @@ fn each_signal_arrives(protocol: Protocol) {
         .build();
 
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
-        let outer = info_span!("outer", order.id = 7_i64, customer = "acme");
+        let outer = info_span!(
+            "outer",
+            order.id = 7_i64,
+            customer = "acme",
+            request.id = "req-42"
+        );
         let _o = outer.enter();
         let inner = info_span!("inner", otel.kind = "client", otel.name = "GET /stock");
         info_span!("fine", otel.status_code = "ok").in_scope(|| {});
@@ -164,6 +169,13 @@ fn each_signal_arrives(protocol: Protocol) {
     assert_eq!(log.severity_text, "INFO");
     assert_eq!(log.attributes.get_i64("user.id"), Some(5));
     assert_eq!(log.attributes.get_bool("retry"), Some(true));
+    // The request id of the enclosing span is on every record inside it.
+    assert_eq!(log.attributes.get_str("request.id"), Some("req-42"));
+    assert_eq!(
+        log.attributes.get_str("customer"),
+        None,
+        "only allow-listed span fields"
+    );
     assert_eq!(log.trace_id.as_deref(), Some(inner.trace_id.as_str()));
     assert_eq!(log.span_id.as_deref(), Some(inner.span_id.as_str()));
     assert!(log.time_unix_nano > 0);

@@ -115,10 +115,18 @@ impl std::fmt::Debug for Bridge {
 }
 
 impl Bridge {
-    pub(crate) fn new(provider: &SdkLoggerProvider) -> Self {
-        Bridge {
-            inner: OpenTelemetryTracingBridge::new(provider),
+    /// `span_fields`: fields of the enclosing spans copied onto every log
+    /// record emitted inside them (such as `request.id`).
+    pub(crate) fn new(provider: &SdkLoggerProvider, span_fields: &[String]) -> Self {
+        let mut b = OpenTelemetryTracingBridge::builder(provider);
+        if !span_fields.is_empty() {
+            b = b.with_tracing_span_attributes(
+                opentelemetry_appender_tracing::layer::TracingSpanAttributes::allowlist(
+                    span_fields.iter().cloned(),
+                ),
+            );
         }
+        Bridge { inner: b.build() }
     }
 }
 
@@ -126,6 +134,26 @@ impl<S> Layer<S> for Bridge
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        if !is_transport_target(attrs.metadata().target()) {
+            self.inner.on_new_span(attrs, id, ctx)
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: Context<'_, S>,
+    ) {
+        self.inner.on_record(id, values, ctx)
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());

@@ -123,7 +123,7 @@ pub use error::InitError;
 pub use health::{Health, HealthStatus, SignalHealth};
 pub use layers::{BaseSubscriber, BoxedLayer};
 pub use redact::{DEFAULT_SECRET_NAMES, REDACTED, RedactLayer, Redactor};
-pub use telemetry::{ShutdownReport, SignalReport, Telemetry};
+pub use telemetry::{HealthSource, ShutdownReport, SignalReport, Telemetry};
 
 pub use opentelemetry;
 pub use opentelemetry_appender_tracing;
@@ -139,6 +139,10 @@ use config::{CodeSettings, EnvSource, Resolved};
 use format::LineFormat;
 use health::Pipeline;
 use local::LocalLayer;
+
+/// The span field that holds a request's id (`x-request-id`); the HTTP
+/// integrations record it and every log record inside the request carries it.
+pub const REQUEST_ID_FIELD: &str = "request.id";
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -184,6 +188,7 @@ pub struct Builder {
     writer: Option<BoxMakeWriter>,
     ansi: Option<bool>,
     custom: pipeline::CustomExporters,
+    log_span_fields: Vec<String>,
 }
 
 impl Default for Builder {
@@ -195,6 +200,7 @@ impl Default for Builder {
             writer: None,
             ansi: None,
             custom: pipeline::CustomExporters::default(),
+            log_span_fields: vec![REQUEST_ID_FIELD.to_owned()],
         }
     }
 }
@@ -413,6 +419,18 @@ impl Builder {
         self
     }
 
+    /// Copies a field of the enclosing spans onto every log record emitted
+    /// inside them (default: just [`REQUEST_ID_FIELD`], so every log record of
+    /// a request carries its id). The field must be set when the span is
+    /// created.
+    pub fn log_span_field(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if !self.log_span_fields.contains(&name) {
+            self.log_span_fields.push(name);
+        }
+        self
+    }
+
     /// Adds a `tracing` layer of your own to the subscriber (it sees every
     /// span and event `RUST_LOG` lets through, unredacted unless wrapped in
     /// [`RedactLayer`]).
@@ -524,7 +542,10 @@ impl Builder {
         if let Some(tp) = &providers.tracer {
             layers.push(Box::new(layers::trace_layer(tp)));
         }
-        let bridge = providers.logger.as_ref().map(layers::Bridge::new);
+        let bridge = providers
+            .logger
+            .as_ref()
+            .map(|p| layers::Bridge::new(p, &self.log_span_fields));
         let local = (cfg.log_format != LogFormat::None).then(|| {
             let to_stdout = self.writer.is_none();
             let ansi = self.ansi.unwrap_or_else(|| {

@@ -106,7 +106,32 @@ impl fmt::Display for ShutdownReport {
     }
 }
 
+/// A cheap, cloneable handle that reads the pipeline's [`Health`]; for
+/// health endpoints that outlive a borrow of [`Telemetry`].
+#[derive(Clone)]
+pub struct HealthSource(Arc<Pipeline>);
+
+impl fmt::Debug for HealthSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("HealthSource")
+            .field(&self.0.service)
+            .finish()
+    }
+}
+
+impl HealthSource {
+    /// The pipeline's health now.
+    pub fn health(&self) -> Health {
+        self.0.health()
+    }
+}
+
 impl Telemetry {
+    /// A handle for health endpoints (see [`HealthSource`]).
+    pub fn health_source(&self) -> HealthSource {
+        HealthSource(self.shared.pipeline.clone())
+    }
+
     /// The pipeline's health: per signal, what was exported and dropped,
     /// the last success and the last error.
     pub fn health(&self) -> Health {
