@@ -92,8 +92,10 @@ pub(crate) struct SignalStats {
     pub(crate) signal: Signal,
     pub(crate) exporter: ExporterKind,
     pub(crate) endpoint: Option<String>,
-    /// Items handed to the pipeline (after sampling).
-    pub(crate) emitted: AtomicU64,
+    /// Items admitted to the pipeline and not yet exported or failed (for
+    /// metrics: points being exported). One atomic on the hot path: the
+    /// number emitted is derived from it and the other counters.
+    pub(crate) queued: AtomicU64,
     pub(crate) exported: AtomicU64,
     pub(crate) queue_dropped: AtomicU64,
     pub(crate) failed_items: AtomicU64,
@@ -113,11 +115,27 @@ struct ExportState {
 impl SignalStats {
     /// Items that are in the queue or being exported right now.
     pub(crate) fn in_flight(&self) -> u64 {
-        let emitted = self.emitted.load(Ordering::Acquire);
-        let done = self.exported.load(Ordering::Acquire)
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Items handed to the pipeline (after sampling): exported, dropped, or
+    /// still in flight.
+    pub(crate) fn emitted(&self) -> u64 {
+        self.exported.load(Ordering::Acquire)
             + self.failed_items.load(Ordering::Acquire)
-            + self.queue_dropped.load(Ordering::Acquire);
-        emitted.saturating_sub(done)
+            + self.queue_dropped.load(Ordering::Acquire)
+            + self.queued.load(Ordering::Acquire)
+    }
+
+    /// Admits one item unless `max` are already in flight; a refused item
+    /// is counted as dropped.
+    #[inline]
+    pub(crate) fn admit(&self, max: u64) -> bool {
+        if self.queued.fetch_add(1, Ordering::AcqRel) < max {
+            return true;
+        }
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        false
     }
 
     pub(crate) fn dropped(&self) -> u64 {
@@ -159,7 +177,7 @@ impl Pipeline {
             signal,
             exporter,
             endpoint,
-            emitted: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
             exported: AtomicU64::new(0),
             queue_dropped: AtomicU64::new(0),
             failed_items: AtomicU64::new(0),
@@ -202,6 +220,10 @@ impl Pipeline {
     pub(crate) fn record_success(&self, signal: Signal, items: u64) {
         let s = self.stats(signal);
         s.exported.fetch_add(items, Ordering::AcqRel);
+        s.queued.fetch_sub(
+            items.min(s.queued.load(Ordering::Acquire)),
+            Ordering::AcqRel,
+        );
         {
             let mut st = lock(&s.state);
             st.last_success = Some(SystemTime::now());
@@ -230,6 +252,10 @@ impl Pipeline {
     pub(crate) fn record_failure(&self, signal: Signal, items: u64, error: &str) {
         let s = self.stats(signal);
         s.failed_items.fetch_add(items, Ordering::AcqRel);
+        s.queued.fetch_sub(
+            items.min(s.queued.load(Ordering::Acquire)),
+            Ordering::AcqRel,
+        );
         s.failures.fetch_add(1, Ordering::Relaxed);
         let error = self.sanitize(error);
         {
@@ -345,10 +371,7 @@ impl Pipeline {
     /// counted so that exported + dropped == emitted.
     pub(crate) fn settle(&self) {
         for s in &self.signals {
-            if s.signal == Signal::Metrics {
-                continue;
-            }
-            let lost = s.in_flight();
+            let lost = s.queued.swap(0, Ordering::AcqRel);
             if lost > 0 {
                 s.queue_dropped.fetch_add(lost, Ordering::AcqRel);
             }
@@ -411,8 +434,9 @@ mod tests {
     fn queue_drops_degrade_and_settle_counts_the_rest() {
         let p = pipeline();
         let s = p.stats(Signal::Logs);
-        s.emitted.fetch_add(10, Ordering::Relaxed);
+        s.queued.fetch_add(9, Ordering::Relaxed);
         p.record_queue_drop(Signal::Logs);
+        assert_eq!(s.emitted(), 10);
         p.record_success(Signal::Logs, 6);
         assert_eq!(p.health().status, HealthStatus::Degraded);
         p.settle();

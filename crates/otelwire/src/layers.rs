@@ -7,14 +7,95 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::{Event, Level, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::Registry;
-use tracing_subscriber::filter::{EnvFilter, Filtered};
+use tracing_subscriber::filter::{EnvFilter, Filtered, Targets};
 use tracing_subscriber::layer::{Context, Layer, Layered};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The subscriber under every layer: the registry behind the `RUST_LOG`
 /// filter. Layers given to [`Builder::with_layer`](crate::Builder::with_layer)
 /// are layers of this type.
-pub type BaseSubscriber = Layered<EnvFilter, Registry>;
+pub type BaseSubscriber = Layered<FilterLayer, Registry>;
+
+/// The `RUST_LOG` filter: a static [`Targets`] filter when the directives
+/// only name targets and levels (the common case, with no per-span cost),
+/// an [`EnvFilter`] when they also match span names or fields.
+#[derive(Debug)]
+pub struct FilterLayer(FilterKind);
+
+#[derive(Debug)]
+enum FilterKind {
+    Targets(Targets),
+    Env(Box<EnvFilter>),
+}
+
+impl<S> Layer<S> for FilterLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        match &self.0 {
+            FilterKind::Targets(t) => Layer::<S>::register_callsite(t, metadata),
+            FilterKind::Env(e) => Layer::<S>::register_callsite(&**e, metadata),
+        }
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        match &self.0 {
+            FilterKind::Targets(t) => Layer::<S>::enabled(t, metadata, ctx),
+            FilterKind::Env(e) => Layer::<S>::enabled(&**e, metadata, ctx),
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        match &self.0 {
+            FilterKind::Targets(t) => Layer::<S>::max_level_hint(t),
+            FilterKind::Env(e) => Layer::<S>::max_level_hint(&**e),
+        }
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        if let FilterKind::Env(e) = &self.0 {
+            Layer::<S>::on_new_span(&**e, attrs, id, ctx)
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: Context<'_, S>,
+    ) {
+        if let FilterKind::Env(e) = &self.0 {
+            Layer::<S>::on_record(&**e, id, values, ctx)
+        }
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, ctx: Context<'_, S>) {
+        if let FilterKind::Env(e) = &self.0 {
+            Layer::<S>::on_enter(&**e, id, ctx)
+        }
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, ctx: Context<'_, S>) {
+        if let FilterKind::Env(e) = &self.0 {
+            Layer::<S>::on_exit(&**e, id, ctx)
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: Context<'_, S>) {
+        if let FilterKind::Env(e) = &self.0 {
+            Layer::<S>::on_close(&**e, id, ctx)
+        }
+    }
+}
 
 /// A boxed layer over [`BaseSubscriber`].
 pub type BoxedLayer = Box<dyn Layer<BaseSubscriber> + Send + Sync + 'static>;
@@ -62,7 +143,7 @@ const QUIET: &[(&str, &str)] = &[
     ("opentelemetry", "off"),
 ];
 
-pub(crate) fn env_filter(filter: &str) -> EnvFilter {
+pub(crate) fn env_filter(filter: &str) -> FilterLayer {
     let mut spec = filter.trim().to_owned();
     for (target, level) in QUIET {
         if !spec.contains(target) {
@@ -74,10 +155,19 @@ pub(crate) fn env_filter(filter: &str) -> EnvFilter {
             spec.push_str(level);
         }
     }
+    // Span-name and field directives (`[span{field=x}]=debug`) need the
+    // EnvFilter; plain `target=level` lists do not.
+    if !spec.contains(['[', '{'])
+        && let Ok(targets) = spec.parse::<Targets>()
+    {
+        return FilterLayer(FilterKind::Targets(targets));
+    }
     // Validated when the configuration was resolved.
-    EnvFilter::builder()
-        .parse(&spec)
-        .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_FILTER))
+    FilterLayer(FilterKind::Env(Box::new(
+        EnvFilter::builder()
+            .parse(&spec)
+            .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_FILTER)),
+    )))
 }
 
 /// Spans, plus ERROR events (which mark their span as failed and become
@@ -97,7 +187,10 @@ pub(crate) fn trace_layer(
     let tracer = provider.tracer_with_scope(scope);
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
+        // Busy/idle times and thread ids cost a clock read and an
+        // allocation per span; async tasks hop threads anyway.
         .with_tracked_inactivity(false)
+        .with_threads(false)
         .with_filter(tracing_subscriber::filter::filter_fn(|m| {
             (m.is_span() || *m.level() == Level::ERROR) && !is_transport_target(m.target())
         }))
@@ -195,11 +288,18 @@ mod tests {
 
     #[test]
     fn quiet_directives_are_added_unless_named() {
-        let f = env_filter("info").to_string();
+        let show = |f: FilterLayer| match f.0 {
+            FilterKind::Targets(t) => format!("targets {t}"),
+            FilterKind::Env(e) => format!("env {e}"),
+        };
+        let f = show(env_filter("info"));
+        assert!(f.starts_with("targets "), "{f}");
         assert!(f.contains("h2=warn"), "{f}");
         assert!(f.contains("opentelemetry=off"), "{f}");
-        let f = env_filter("debug,h2=trace").to_string();
+        let f = show(env_filter("debug,h2=trace"));
         assert!(f.contains("h2=trace"), "{f}");
         assert!(!f.contains("h2=warn"), "{f}");
+        let f = show(env_filter("info,[checkout{order=7}]=trace"));
+        assert!(f.starts_with("env "), "{f}");
     }
 }

@@ -734,7 +734,7 @@ impl<E: PushMetricExporter> PushMetricExporter for Monitored<E> {
         // Metric points are not queued: each collection is emitted and exported at once.
         self.pipeline
             .stats(Signal::Metrics)
-            .emitted
+            .queued
             .fetch_add(n, std::sync::atomic::Ordering::AcqRel);
         self.watch(n, self.inner.export(metrics))
     }
@@ -787,11 +787,11 @@ impl SpanProcessor for SpanGate {
         if !span.span_context.is_sampled() {
             return;
         }
-        let stats = self.pipeline.stats(Signal::Traces);
-        stats
-            .emitted
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        if stats.in_flight() > self.max_in_flight {
+        if !self
+            .pipeline
+            .stats(Signal::Traces)
+            .admit(self.max_in_flight)
+        {
             self.pipeline.record_queue_drop(Signal::Traces);
             return;
         }
@@ -833,11 +833,7 @@ struct LogGate {
 
 impl LogProcessor for LogGate {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
-        let stats = self.pipeline.stats(Signal::Logs);
-        stats
-            .emitted
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        if stats.in_flight() > self.max_in_flight {
+        if !self.pipeline.stats(Signal::Logs).admit(self.max_in_flight) {
             self.pipeline.record_queue_drop(Signal::Logs);
             return;
         }

@@ -59,7 +59,34 @@ static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 #[derive(Debug, Clone)]
 pub struct Redactor {
     id: usize,
-    patterns: Arc<[Box<[u8]>]>,
+    patterns: Arc<[Pattern]>,
+    min_len: usize,
+}
+
+/// A normalized name fragment and the set of bytes it needs: a name that
+/// lacks one of them cannot contain it, which rejects most names with a few
+/// word operations instead of a substring search.
+#[derive(Debug)]
+struct Pattern {
+    bytes: Box<[u8]>,
+    needs: ByteSet,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn of_normalized(bytes: impl Iterator<Item = u8>) -> ByteSet {
+        let mut set = ByteSet::default();
+        for b in bytes {
+            set.0[(b >> 6) as usize] |= 1 << (b & 63);
+        }
+        set
+    }
+
+    fn covers(self, other: ByteSet) -> bool {
+        (0..4).all(|i| self.0[i] & other.0[i] == other.0[i])
+    }
 }
 
 impl Default for Redactor {
@@ -85,35 +112,53 @@ impl Redactor {
                 patterns.push(n);
             }
         }
+        let min_len = patterns.iter().map(|p| p.len()).min().unwrap_or(0);
+        let patterns: Vec<Pattern> = patterns
+            .into_iter()
+            .map(|bytes| Pattern {
+                needs: ByteSet::of_normalized(bytes.iter().copied()),
+                bytes,
+            })
+            .collect();
         Redactor {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             patterns: patterns.into(),
+            min_len,
         }
     }
 
     /// Whether a field with this name must never be shown.
     pub fn is_secret(&self, name: &str) -> bool {
         let name = name.as_bytes();
-        self.patterns.iter().any(|p| contains_normalized(name, p))
+        if name.len() < self.min_len {
+            return false;
+        }
+        let has = ByteSet::of_normalized(name.iter().map(|&b| norm_byte(b)));
+        self.patterns
+            .iter()
+            .any(|p| has.covers(p.needs) && contains_normalized(name, &p.bytes))
     }
 
-    /// [`is_secret`](Self::is_secret), remembered per thread for names seen
-    /// before (attribute keys repeat endlessly; the cache is bounded).
+    /// [`is_secret`](Self::is_secret) through a small per-thread cache keyed
+    /// by the name's address (attribute keys are mostly `&'static str`
+    /// field names, seen over and over); a hit is confirmed by comparing the
+    /// bytes, so a reused address can never return a stale answer.
     pub(crate) fn is_secret_cached(&self, name: &str) -> bool {
+        let ptr = name.as_ptr() as usize;
+        let slot = (ptr >> 3) % NAME_SLOTS;
         NAME_CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
-            if cache.0 != self.id {
-                cache.0 = self.id;
-                cache.1.clear();
-            }
-            if let Some(&hit) = cache.1.get(name) {
-                return hit;
+            let e = &mut cache[slot];
+            if e.ptr == ptr && e.redactor == self.id && *e.name == *name.as_bytes() {
+                return e.secret;
             }
             let secret = self.is_secret(name);
-            if cache.1.len() >= 1024 {
-                cache.1.clear();
-            }
-            cache.1.insert(name.into(), secret);
+            *e = NameEntry {
+                ptr,
+                redactor: self.id,
+                name: name.as_bytes().into(),
+                secret,
+            };
             secret
         })
     }
@@ -133,8 +178,19 @@ impl Redactor {
     }
 }
 
+const NAME_SLOTS: usize = 64;
+
+#[derive(Default)]
+struct NameEntry {
+    ptr: usize,
+    redactor: usize,
+    name: Box<[u8]>,
+    secret: bool,
+}
+
 thread_local! {
-    static NAME_CACHE: RefCell<(usize, HashMap<Box<str>, bool>)> = RefCell::new((0, HashMap::new()));
+    static NAME_CACHE: RefCell<[NameEntry; NAME_SLOTS]> =
+        RefCell::new(std::array::from_fn(|_| NameEntry::default()));
 }
 
 fn norm_byte(b: u8) -> u8 {
@@ -452,6 +508,21 @@ mod tests {
         for name in ["user", "order_id", "http.route", "message", "pass", "key"] {
             assert!(!r.is_secret(name), "{name} should not be secret");
         }
+    }
+
+    #[test]
+    fn the_name_cache_never_answers_for_a_reused_address() {
+        let r = Redactor::default();
+        let other = Redactor::new(["name"]);
+        let mut s = String::with_capacity(32);
+        s.push_str("user_password");
+        assert!(r.is_secret_cached(&s));
+        assert!(r.is_secret_cached(&s), "a hit gives the same answer");
+        s.clear();
+        s.push_str("user_namexxxx");
+        assert!(!r.is_secret_cached(&s), "same address, other bytes");
+        assert!(other.is_secret_cached(&s), "same bytes, other redactor");
+        assert!(r.is_secret_cached("http.request.header.authorization"));
     }
 
     #[test]

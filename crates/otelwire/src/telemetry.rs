@@ -259,7 +259,7 @@ impl Telemetry {
                 let in_flight = st.in_flight();
                 SignalReport {
                     signal: s,
-                    emitted: st.emitted.load(std::sync::atomic::Ordering::Acquire),
+                    emitted: st.emitted(),
                     exported: st.exported.load(std::sync::atomic::Ordering::Acquire),
                     dropped: st.dropped() + in_flight,
                 }
@@ -348,7 +348,7 @@ fn run_shutdown(shared: &Shared, dispatch: &Dispatch) -> ShutdownReport {
             let st = p.stats(s);
             SignalReport {
                 signal: s,
-                emitted: st.emitted.load(std::sync::atomic::Ordering::Acquire),
+                emitted: st.emitted(),
                 exported: st.exported.load(std::sync::atomic::Ordering::Acquire),
                 dropped: st.dropped(),
             }
