@@ -1,0 +1,351 @@
+//! Run with `cargo run -p demo`: the whole example system in one process.
+//!
+//! With no collector configured, an `otelwire-test` collector runs
+//! in-process as the embedded default. The demo starts `inventory` and
+//! `orders-api` (each with its own telemetry pipeline and service name),
+//! drives traffic for about ten seconds (`DEMO_DURATION_SECS`) — orders that
+//! succeed, an unknown item (404), a slow lookup, a failing one — then prints
+//! what the collector received: per service the spans, log records and
+//! metric series, and one trace as an indented tree crossing both services.
+//!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, telemetry goes there instead (for
+//! example the compose stack's collector) and nothing is printed about it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use otelwire::{LogFormat, Protocol, Signal, Telemetry};
+use otelwire_test::{Collector, Span};
+
+/// One service running on a thread of its own, with its own pipeline.
+struct Service {
+    name: &'static str,
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<otelwire::ShutdownReport>,
+}
+
+fn telemetry(
+    name: &'static str,
+    collector: Option<&Collector>,
+) -> Result<Telemetry, otelwire::InitError> {
+    let mut b = otelwire::builder()
+        .service_name(name)
+        .service_version(env!("CARGO_PKG_VERSION"))
+        .scheduled_delay(Signal::Traces, Duration::from_millis(500))
+        .scheduled_delay(Signal::Logs, Duration::from_millis(500))
+        .metric_export_interval(Duration::from_secs(2));
+    if std::env::var_os("OTELWIRE_LOG_FORMAT").is_none() {
+        // The demo prints its own summary; the services stay quiet.
+        b = b.log_format(LogFormat::None);
+    }
+    if let Some(c) = collector {
+        b = b.endpoint(c.grpc_endpoint()).protocol(Protocol::Grpc);
+    }
+    b.build()
+}
+
+fn start(
+    name: &'static str,
+    telemetry: Telemetry,
+    router: impl FnOnce(&Telemetry) -> axum::Router + Send + 'static,
+) -> std::io::Result<Service> {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            // Everything this service does is recorded by its own pipeline.
+            let guard = tracing_default(&telemetry);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            rt.block_on(async {
+                let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = addr_tx.send(listener.local_addr());
+                let router = router(&telemetry);
+                let _ = inventory::serve(listener, router, async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+            });
+            drop(rt);
+            drop(guard);
+            telemetry.shutdown_blocking()
+        })?;
+    let addr = addr_rx
+        .recv()
+        .map_err(|_| std::io::Error::other(format!("{name} did not start")))??;
+    Ok(Service {
+        name,
+        addr,
+        stop,
+        thread,
+    })
+}
+
+fn tracing_default(t: &Telemetry) -> otelwire::tracing::dispatcher::DefaultGuard {
+    otelwire::tracing::dispatcher::set_default(t.dispatch())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let external = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
+    let collector = if external {
+        None
+    } else {
+        match Collector::start() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("demo: cannot start the embedded collector: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let seconds = match std::env::var("DEMO_DURATION_SECS") {
+        Err(_) => 10,
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!(
+                    "demo: DEMO_DURATION_SECS={v}: expected a positive whole number of seconds"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match &collector {
+        Some(c) => println!(
+            "demo: embedded OTLP collector at {} (gRPC)",
+            c.grpc_endpoint()
+        ),
+        None => println!(
+            "demo: sending telemetry to {}",
+            std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default()
+        ),
+    }
+
+    let (inv_t, ord_t) = match (
+        telemetry("inventory", collector.as_ref()),
+        telemetry("orders-api", collector.as_ref()),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("demo: cannot set up telemetry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = inventory::Config {
+        slow_skus: vec!["anvil".into()],
+        failing_skus: vec!["gizmo".into()],
+        ..Default::default()
+    };
+    let inventory = match start("inventory", inv_t, move |t| inventory::router(t, config)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("demo: cannot start inventory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let inventory_url = format!("http://{}", inventory.addr);
+    let orders = match start("orders-api", ord_t, move |t| {
+        orders_api::router(t, &inventory_url)
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("demo: cannot start orders-api: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "demo: inventory on http://{}, orders-api on http://{}; driving traffic for {seconds} s",
+        inventory.addr, orders.addr
+    );
+
+    drive(
+        &format!("http://{}", orders.addr),
+        Duration::from_secs(seconds),
+    )
+    .await;
+
+    let mut reports = Vec::new();
+    for s in [orders, inventory] {
+        let _ = s.stop.send(());
+        match s.thread.join() {
+            Ok(report) => reports.push((s.name, report)),
+            Err(_) => {
+                eprintln!("demo: {} panicked", s.name);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for (name, report) in &reports {
+        println!("demo: {name} telemetry: {report}");
+    }
+    match collector {
+        Some(c) => {
+            if summarize(&c) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// The traffic: mostly good orders, and each kind of trouble now and then.
+async fn drive(base: &str, duration: Duration) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + duration;
+    let script: [(&str, u32, &str); 6] = [
+        ("widget", 1, "an order"),
+        ("gadget", 2, "an order"),
+        ("unicorn", 1, "an unknown item (404)"),
+        ("anvil", 1, "a slow stock lookup"),
+        ("gizmo", 1, "a failing stock lookup (502)"),
+        ("gadget", 500, "more than in stock (409)"),
+    ];
+    let mut i = 0usize;
+    while Instant::now() < deadline {
+        let (sku, quantity, what) = script[i % script.len()];
+        i += 1;
+        let started = Instant::now();
+        let result = client
+            .post(format!("{base}/orders"))
+            .json(&serde_json::json!({ "sku": sku, "quantity": quantity }))
+            .send()
+            .await;
+        let took = started.elapsed().as_millis();
+        match result {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                if let Some(id) = body.get("id").and_then(|v| v.as_u64()) {
+                    let _ = client.get(format!("{base}/orders/{id}")).send().await;
+                }
+                println!(
+                    "  POST /orders {sku:<8} x{quantity:<4} -> {status} in {took:>4} ms  ({what})"
+                );
+            }
+            Err(e) => println!("  POST /orders {sku:<8} -> error: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// Prints what arrived; false when the cross-service trace is missing.
+fn summarize(collector: &Collector) -> bool {
+    let spans = collector.spans();
+    let logs = collector.logs();
+    let metrics = collector.metrics();
+    let service =
+        |r: &otelwire_test::Attributes| r.get_str("service.name").unwrap_or("?").to_owned();
+    println!("\nWhat the collector received:");
+    let mut services: BTreeSet<String> = BTreeSet::new();
+    services.extend(spans.iter().map(|s| service(&s.resource)));
+    services.extend(logs.iter().map(|l| service(&l.resource)));
+    for svc in &services {
+        let n_spans = spans
+            .iter()
+            .filter(|s| &service(&s.resource) == svc)
+            .count();
+        let n_logs = logs.iter().filter(|l| &service(&l.resource) == svc).count();
+        let series: BTreeSet<String> = metrics
+            .iter()
+            .filter(|m| &service(&m.resource) == svc)
+            .map(|m| {
+                let attrs: Vec<String> = m
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", show(v)))
+                    .collect();
+                format!("{}{{{}}}", m.name, attrs.join(","))
+            })
+            .collect();
+        println!(
+            "  {svc}: {n_spans} spans, {n_logs} log records, {} metric series",
+            series.len()
+        );
+        for s in series.iter().filter(|s| !s.starts_with("process.")) {
+            println!("      {s}");
+        }
+    }
+
+    // The slowest order that reached inventory: the most interesting trace.
+    let mut by_trace: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
+    for s in &spans {
+        by_trace.entry(s.trace_id.as_str()).or_default().push(s);
+    }
+    let best = by_trace
+        .values()
+        .filter(|t| {
+            let names: BTreeSet<String> = t.iter().map(|s| service(&s.resource)).collect();
+            names.contains("orders-api") && names.contains("inventory")
+        })
+        .max_by_key(|t| t.iter().map(|s| s.duration_nanos()).max().unwrap_or(0));
+    let Some(trace) = best else {
+        println!("\nNo trace crossed both services: something is wrong.");
+        return false;
+    };
+    println!("\nOne trace, {}:", trace[0].trace_id);
+    let roots: Vec<&&Span> = trace
+        .iter()
+        .filter(|s| {
+            s.parent_span_id
+                .as_ref()
+                .is_none_or(|p| !trace.iter().any(|o| &o.span_id == p))
+        })
+        .collect();
+    for root in roots {
+        print_tree(root, trace, 1, &service);
+    }
+    true
+}
+
+fn print_tree(
+    span: &Span,
+    trace: &[&Span],
+    depth: usize,
+    service: &dyn Fn(&otelwire_test::Attributes) -> String,
+) {
+    let status = match span.status.code {
+        otelwire_test::StatusCode::Error => "  ERROR",
+        _ => "",
+    };
+    println!(
+        "{}{:<12} {:<24} {:>8.1} ms{}",
+        "  ".repeat(depth),
+        service(&span.resource),
+        span.name,
+        span.duration_nanos() as f64 / 1e6,
+        status
+    );
+    let mut children: Vec<&&Span> = trace
+        .iter()
+        .filter(|s| s.parent_span_id.as_deref() == Some(span.span_id.as_str()))
+        .collect();
+    children.sort_by_key(|s| s.start_time_unix_nano);
+    for c in children {
+        print_tree(c, trace, depth + 1, service);
+    }
+}
+
+fn show(v: &otelwire_test::Value) -> String {
+    match v {
+        otelwire_test::Value::String(s) => s.clone(),
+        otelwire_test::Value::Int(i) => i.to_string(),
+        otelwire_test::Value::Double(d) => d.to_string(),
+        otelwire_test::Value::Bool(b) => b.to_string(),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,44 @@
+//! Run with `cargo run -p inventory` (listens on `PORT`, default 8081).
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let telemetry = match otelwire::builder()
+        .service_name("inventory")
+        .service_version(env!("CARGO_PKG_VERSION"))
+        .init()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("inventory: cannot set up telemetry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match inventory::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("inventory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8081".into());
+    let listener = match tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("inventory: cannot listen on port {port}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(port = %port, "inventory listening");
+    let router = inventory::router(&telemetry, config);
+    let result = inventory::serve(listener, router, inventory::shutdown_signal()).await;
+    telemetry.shutdown().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("inventory: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

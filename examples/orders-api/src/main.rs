@@ -1,0 +1,39 @@
+//! Run with `cargo run -p orders-api` (listens on `PORT`, default 8080; finds inventory at `INVENTORY_URL`, default http://127.0.0.1:8081).
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let telemetry = match otelwire::builder()
+        .service_name("orders-api")
+        .service_version(env!("CARGO_PKG_VERSION"))
+        .init()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("orders-api: cannot set up telemetry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
+    let inventory_url =
+        std::env::var("INVENTORY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    let listener = match tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("orders-api: cannot listen on port {port}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(port = %port, inventory = %inventory_url, "orders-api listening");
+    let router = orders_api::router(&telemetry, &inventory_url);
+    let result = orders_api::serve(listener, router, orders_api::shutdown_signal()).await;
+    telemetry.shutdown().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("orders-api: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
