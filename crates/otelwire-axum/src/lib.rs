@@ -50,6 +50,12 @@
 //!
 //! `/health`, `/health/telemetry` and `/metrics` are not traced (see
 //! [`OtelLayer::exclude_path`]).
+//!
+//! Apply the layer with `Router::layer` after the routes: axum then runs it
+//! after routing, so the route template is known. axum applies such a layer
+//! to the routes and to a fallback set before it, not to its built-in 404:
+//! set `.fallback(...)` before `.layer(...)` to trace unmatched requests
+//! (they are named by the method alone).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -317,15 +323,57 @@ fn request_id(headers: &HeaderMap) -> (String, bool) {
     }
 }
 
+/// Whether a `traceparent` value is well formed per W3C Trace Context:
+/// `00-{32 hex}-{16 hex}-{2 hex}` in lower case with non-zero ids (later
+/// versions may append `-…`; version `ff` is invalid). Stricter than the
+/// SDK's parser, which also takes short ids, signs and one-digit flags.
+pub fn valid_traceparent(value: &[u8]) -> bool {
+    let hex = |s: &[u8]| {
+        s.iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    };
+    if value.len() < 55 {
+        return false;
+    }
+    let (version, trace, parent, flags) =
+        (&value[0..2], &value[3..35], &value[36..52], &value[53..55]);
+    let dashes = value[2] == b'-' && value[35] == b'-' && value[52] == b'-';
+    let tail_ok = match version {
+        b"00" => value.len() == 55,
+        _ => value.len() == 55 || value[55] == b'-',
+    };
+    dashes
+        && tail_ok
+        && hex(version)
+        && version != b"ff"
+        && hex(trace)
+        && hex(parent)
+        && hex(flags)
+        && trace.iter().any(|&b| b != b'0')
+        && parent.iter().any(|&b| b != b'0')
+}
+
 /// What the context headers say: the parent context, and whether a
-/// `traceparent` was present but unusable.
+/// `traceparent` was present but unusable (then the trace starts anew,
+/// though `baggage` is still honoured).
 pub fn extract_context(
     propagator: &dyn TextMapPropagator,
     headers: &HeaderMap,
 ) -> (otelwire::opentelemetry::Context, bool) {
-    let cx = propagator.extract(&HeaderExtractor(headers));
-    let invalid = headers.contains_key("traceparent") && !cx.span().span_context().is_valid();
-    (cx, invalid)
+    match headers.get("traceparent") {
+        Some(tp) if !valid_traceparent(tp.as_bytes()) => {
+            let mut cleaned = headers.clone();
+            cleaned.remove("traceparent");
+            cleaned.remove("tracestate");
+            (propagator.extract(&HeaderExtractor(&cleaned)), true)
+        }
+        _ => {
+            let cx = propagator.extract(&HeaderExtractor(headers));
+            let invalid =
+                headers.contains_key("traceparent") && !cx.span().span_context().is_valid();
+            (cx, invalid)
+        }
+    }
 }
 
 fn default_propagator() -> &'static TextMapCompositePropagator {
