@@ -68,13 +68,12 @@ use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath};
 use futures_util::FutureExt;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use otelwire::opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
-use otelwire::opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use otelwire::opentelemetry::propagation::TextMapPropagator;
 use otelwire::opentelemetry::trace::TraceContextExt;
 use otelwire::opentelemetry::{KeyValue, global};
 use otelwire::opentelemetry_http::HeaderExtractor;
-use otelwire::opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -92,9 +91,7 @@ pub const SENSITIVE_HEADERS: &[&str] = &[
 ];
 
 /// The semantic-convention bucket boundaries of `http.server.request.duration`.
-pub const DURATION_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
+pub use otelwire::http::DURATION_BUCKETS;
 
 type SharedPropagator = Arc<dyn TextMapPropagator + Send + Sync>;
 
@@ -265,32 +262,7 @@ impl<S> std::fmt::Debug for Otel<S> {
     }
 }
 
-/// The method as the conventions spell it, `_OTHER` for the rest.
-fn method_name(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::CONNECT => "CONNECT",
-        _ => "_OTHER",
-    }
-}
-
-fn protocol_version(v: Version) -> &'static str {
-    match v {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_11 => "1.1",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "",
-    }
-}
+use otelwire::http::{method_name, protocol_version};
 
 /// Whether an incoming request id may be kept: 1 to 128 visible ASCII characters.
 pub fn valid_request_id(id: &[u8]) -> bool {
@@ -374,16 +346,6 @@ pub fn extract_context(
             (cx, invalid)
         }
     }
-}
-
-fn default_propagator() -> &'static TextMapCompositePropagator {
-    static P: std::sync::OnceLock<TextMapCompositePropagator> = std::sync::OnceLock::new();
-    P.get_or_init(|| {
-        TextMapCompositePropagator::new(vec![
-            Box::new(TraceContextPropagator::new()),
-            Box::new(BaggagePropagator::new()),
-        ])
-    })
 }
 
 fn host_and_port(req_headers: &HeaderMap, uri: &http::Uri) -> (Option<String>, Option<i64>) {
@@ -561,15 +523,7 @@ where
         // The parent context, before the span is entered.
         let (parent, invalid) = match &config.propagator {
             Some(p) => extract_context(p.as_ref(), headers),
-            None => global::get_text_map_propagator(|p| {
-                // A no-op global propagator (nothing installed) extracts
-                // nothing: fall back to W3C.
-                if p.fields().next().is_none() {
-                    extract_context(default_propagator(), headers)
-                } else {
-                    extract_context(p, headers)
-                }
-            }),
+            None => otelwire::http::with_propagator(|p| extract_context(p, headers)),
         };
         if invalid {
             config
@@ -746,9 +700,9 @@ mod tests {
 
     #[test]
     fn methods_and_exclusions() {
-        assert_eq!(method_name(&Method::GET), "GET");
+        assert_eq!(method_name(&http::Method::GET), "GET");
         assert_eq!(
-            method_name(&Method::from_bytes(b"PURGE").unwrap()),
+            method_name(&http::Method::from_bytes(b"PURGE").unwrap()),
             "_OTHER"
         );
         let c = OtelLayer::new().exclude_path("/internal/*").config;

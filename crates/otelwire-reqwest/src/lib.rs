@@ -38,10 +38,9 @@ use std::time::Instant;
 
 use http::Extensions;
 use otelwire::opentelemetry::metrics::{Histogram, Meter};
-use otelwire::opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use otelwire::opentelemetry::propagation::TextMapPropagator;
 use otelwire::opentelemetry::{KeyValue, global};
 use otelwire::opentelemetry_http::HeaderInjector;
-use otelwire::opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
@@ -49,9 +48,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 /// The semantic-convention bucket boundaries of `http.client.request.duration`.
-pub const DURATION_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
+pub use otelwire::http::DURATION_BUCKETS;
 
 /// The route-like template of a call's URL (`/items/{sku}`): names the span
 /// and labels the metric without the raw path's cardinality. Give it with
@@ -131,21 +128,7 @@ pub fn client(client: reqwest::Client) -> reqwest_middleware::ClientWithMiddlewa
         .build()
 }
 
-fn method_name(m: &reqwest::Method) -> &'static str {
-    use reqwest::Method;
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::CONNECT => "CONNECT",
-        _ => "_OTHER",
-    }
-}
+use otelwire::http::{method_name, protocol_version};
 
 /// `url.full` without secrets: user info and every query value become
 /// `REDACTED` (query keys stay, so the shape of the call is visible).
@@ -172,16 +155,6 @@ pub fn redact_url(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
-fn default_propagator() -> &'static TextMapCompositePropagator {
-    static P: std::sync::OnceLock<TextMapCompositePropagator> = std::sync::OnceLock::new();
-    P.get_or_init(|| {
-        TextMapCompositePropagator::new(vec![
-            Box::new(TraceContextPropagator::new()),
-            Box::new(BaggagePropagator::new()),
-        ])
-    })
-}
-
 fn error_kind(e: &reqwest_middleware::Error) -> &'static str {
     match e {
         reqwest_middleware::Error::Reqwest(e) if e.is_timeout() => "timeout",
@@ -190,16 +163,6 @@ fn error_kind(e: &reqwest_middleware::Error) -> &'static str {
         reqwest_middleware::Error::Reqwest(e) if e.is_body() || e.is_decode() => "body",
         reqwest_middleware::Error::Reqwest(_) => "request",
         reqwest_middleware::Error::Middleware(_) => "middleware",
-    }
-}
-
-fn protocol_version(v: reqwest::Version) -> &'static str {
-    match v {
-        reqwest::Version::HTTP_10 => "1.0",
-        reqwest::Version::HTTP_11 => "1.1",
-        reqwest::Version::HTTP_2 => "2",
-        reqwest::Version::HTTP_3 => "3",
-        _ => "",
     }
 }
 
@@ -247,13 +210,7 @@ impl Middleware for OtelMiddleware {
         let mut injector = HeaderInjector(req.headers_mut());
         match &self.propagator {
             Some(p) => p.inject_context(&cx, &mut injector),
-            None => global::get_text_map_propagator(|p| {
-                if p.fields().next().is_none() {
-                    default_propagator().inject_context(&cx, &mut injector)
-                } else {
-                    p.inject_context(&cx, &mut injector)
-                }
-            }),
+            None => otelwire::http::with_propagator(|p| p.inject_context(&cx, &mut injector)),
         }
 
         let started = Instant::now();

@@ -99,6 +99,7 @@ mod config;
 mod error;
 mod format;
 mod health;
+pub mod http;
 mod layers;
 mod local;
 mod metrics;

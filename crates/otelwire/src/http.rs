@@ -1,0 +1,66 @@
+//! Pieces the HTTP integrations (`otelwire-axum`, `otelwire-reqwest`) share.
+
+use std::sync::OnceLock;
+
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+
+/// The bucket boundaries the HTTP semantic conventions give for
+/// `http.server.request.duration` and `http.client.request.duration` (s).
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// `http.request.method` as the conventions spell it: the known methods,
+/// `_OTHER` for the rest (an unbounded value would be a cardinality leak).
+///
+/// ```
+/// assert_eq!(otelwire::http::method_name(&http::Method::GET), "GET");
+/// assert_eq!(otelwire::http::method_name(&http::Method::from_bytes(b"PURGE").unwrap()), "_OTHER");
+/// ```
+pub fn method_name(m: &http::Method) -> &'static str {
+    use http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}
+
+/// `network.protocol.version`: `1.1`, `2`, … (empty when unknown).
+pub fn protocol_version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_11 => "1.1",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "",
+    }
+}
+
+/// Runs `f` with the global propagator, or with W3C trace-context + baggage
+/// when none is installed (as with [`Builder::build`](crate::Builder::build),
+/// which installs nothing globally).
+pub fn with_propagator<R>(mut f: impl FnMut(&dyn TextMapPropagator) -> R) -> R {
+    static W3C: OnceLock<TextMapCompositePropagator> = OnceLock::new();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        if p.fields().next().is_none() {
+            f(W3C.get_or_init(|| {
+                TextMapCompositePropagator::new(vec![
+                    Box::new(TraceContextPropagator::new()),
+                    Box::new(BaggagePropagator::new()),
+                ])
+            }))
+        } else {
+            f(p)
+        }
+    })
+}
