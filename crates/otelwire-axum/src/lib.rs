@@ -57,6 +57,7 @@
 //! set `.fallback(...)` before `.layer(...)` to trace unmatched requests
 //! (they are named by the method alone).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,14 +69,13 @@ use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath};
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use otelwire::opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use otelwire::opentelemetry::propagation::TextMapPropagator;
 use otelwire::opentelemetry::trace::TraceContextExt;
 use otelwire::opentelemetry::{KeyValue, global};
-use otelwire::opentelemetry_http::HeaderExtractor;
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing::Instrument;
 use tracing::field::Empty;
 
 /// The request-id header.
@@ -271,29 +271,68 @@ pub fn valid_request_id(id: &[u8]) -> bool {
 
 /// A fresh request id: 32 random hex digits.
 pub fn new_request_id() -> String {
+    let buf = request_id_bytes();
+    // Hex digits are ASCII.
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// 32 hex digits from a per-process random key and a counter, mixed with
+/// splitmix64: unique within the process, unpredictable across processes,
+/// and no allocation or system call per request.
+fn request_id_bytes() -> [u8; 32] {
     use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
+    static KEY: OnceLock<(u64, u64)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (k0, k1) = *KEY.get_or_init(|| {
+        let seed = |i: u64| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            h.finish()
+        };
+        (seed(0), seed(1))
+    });
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut out = String::with_capacity(32);
-    for i in 0..2u64 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(n);
-        h.write_u64(i);
-        out.push_str(&format!("{:016x}", h.finish()));
+    let (a, b) = (mix(n ^ k0), mix(mix(n) ^ k1));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, byte) in a
+        .to_be_bytes()
+        .iter()
+        .chain(b.to_be_bytes().iter())
+        .enumerate()
+    {
+        out[2 * i] = HEX[usize::from(byte >> 4)];
+        out[2 * i + 1] = HEX[usize::from(byte & 0xf)];
     }
     out
 }
 
-/// The request id to use: the client's when valid, else a new one.
-fn request_id(headers: &HeaderMap) -> (String, bool) {
-    match headers.get(REQUEST_ID_HEADER) {
-        Some(v) if valid_request_id(v.as_bytes()) => {
-            (String::from_utf8_lossy(v.as_bytes()).into_owned(), true)
+/// The request id to use: the client's when valid (`true`), else a new one.
+fn request_id(headers: &HeaderMap) -> (HeaderValue, bool) {
+    match headers.get(&X_REQUEST_ID) {
+        Some(v) if valid_request_id(v.as_bytes()) => (v.clone(), true),
+        _ => {
+            let id = HeaderValue::from_bytes(&request_id_bytes())
+                .expect("hex digits are a valid header value");
+            (id, false)
         }
-        _ => (new_request_id(), false),
     }
 }
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Whether a `traceparent` value is well formed per W3C Trace Context:
 /// `00-{32 hex}-{16 hex}-{2 hex}` in lower case with non-zero ids (later
@@ -325,6 +364,26 @@ pub fn valid_traceparent(value: &[u8]) -> bool {
         && parent.iter().any(|&b| b != b'0')
 }
 
+/// A header extractor that looks the W3C names up by their pre-parsed
+/// [`HeaderName`]s (the common case) instead of parsing the name per call.
+struct Headers<'a>(&'a HeaderMap);
+
+impl otelwire::opentelemetry::propagation::Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let value = match key {
+            "traceparent" => self.0.get(&TRACEPARENT),
+            "tracestate" => self.0.get(&TRACESTATE),
+            "baggage" => self.0.get(&BAGGAGE),
+            other => self.0.get(other),
+        };
+        value.and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
 /// What the context headers say: the parent context, and whether a
 /// `traceparent` was present but unusable (then the trace starts anew,
 /// though `baggage` is still honoured).
@@ -332,35 +391,39 @@ pub fn extract_context(
     propagator: &dyn TextMapPropagator,
     headers: &HeaderMap,
 ) -> (otelwire::opentelemetry::Context, bool) {
-    match headers.get("traceparent") {
+    match headers.get(&TRACEPARENT) {
         Some(tp) if !valid_traceparent(tp.as_bytes()) => {
             let mut cleaned = headers.clone();
-            cleaned.remove("traceparent");
-            cleaned.remove("tracestate");
-            (propagator.extract(&HeaderExtractor(&cleaned)), true)
+            cleaned.remove(&TRACEPARENT);
+            cleaned.remove(&TRACESTATE);
+            (propagator.extract(&Headers(&cleaned)), true)
         }
-        _ => {
-            let cx = propagator.extract(&HeaderExtractor(headers));
-            let invalid =
-                headers.contains_key("traceparent") && !cx.span().span_context().is_valid();
+        Some(_) => {
+            let cx = propagator.extract(&Headers(headers));
+            let invalid = !cx.span().span_context().is_valid();
             (cx, invalid)
         }
+        None => (propagator.extract(&Headers(headers)), false),
     }
 }
 
-fn host_and_port(req_headers: &HeaderMap, uri: &http::Uri) -> (Option<String>, Option<i64>) {
-    let authority = uri.authority().map(|a| a.as_str().to_owned()).or_else(|| {
+/// `server.address` and `server.port` from the URI's authority, else from
+/// `Host`; borrowed, no allocation.
+fn host_and_port<'a>(
+    req_headers: &'a HeaderMap,
+    uri: &'a http::Uri,
+) -> (Option<&'a str>, Option<i64>) {
+    let authority = uri.authority().map(|a| a.as_str()).or_else(|| {
         req_headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
     });
     let Some(authority) = authority else {
         return (None, None);
     };
     match authority.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && !authority.ends_with(']') => {
-            (Some(host.to_owned()), port.parse().ok())
+            (Some(host), port.parse().ok())
         }
         _ => (Some(authority), None),
     }
@@ -378,11 +441,20 @@ fn forwarded_client(headers: &HeaderMap) -> Option<String> {
         }
     }
     headers
-        .get("x-forwarded-for")
+        .get(&X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// `url.scheme`, without an allocation for the usual two.
+fn scheme_value(s: &str) -> Cow<'static, str> {
+    match s {
+        "http" => Cow::Borrowed("http"),
+        "https" => Cow::Borrowed("https"),
+        other => Cow::Owned(other.to_ascii_lowercase()),
+    }
 }
 
 impl Config {
@@ -394,7 +466,134 @@ impl Config {
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// What a request's span and metrics need once the response is known.
+struct InFlight {
+    config: Arc<Config>,
+    started: Instant,
+    method: &'static str,
+    scheme: Cow<'static, str>,
+    route: Option<MatchedPath>,
+    request_id: HeaderValue,
+}
+
+impl InFlight {
+    fn active_attributes(&self) -> [KeyValue; 2] {
+        [
+            KeyValue::new("http.request.method", self.method),
+            KeyValue::new("url.scheme", self.scheme.clone()),
+        ]
+    }
+
+    /// Records the outcome on the span, logs the completion line and
+    /// records the metrics. Runs inside the entered span.
+    fn finish<ResB: Default>(
+        self,
+        span: &tracing::Span,
+        outcome: Result<Response<ResB>, Box<dyn std::any::Any + Send>>,
+    ) -> Response<ResB> {
+        let InFlight {
+            config,
+            started,
+            method,
+            scheme,
+            route,
+            request_id,
+        } = self;
+        let (mut response, panicked) = match outcome {
+            Ok(r) => (r, None),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "handler panicked".to_owned());
+                let mut r = Response::new(ResB::default());
+                *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                (r, Some(msg))
+            }
+        };
+        let status = response.status();
+        let code = status.as_u16();
+        let elapsed = started.elapsed();
+        let error_type: Option<Cow<'static, str>> = if panicked.is_some() {
+            Some(Cow::Borrowed("panic"))
+        } else if status.is_server_error() {
+            Some(Cow::Owned(code.to_string()))
+        } else {
+            None
+        };
+        span.record("http.response.status_code", i64::from(code));
+        if let Some(e) = &error_type {
+            span.record("otel.status_code", "error");
+            span.record("error.type", e.as_ref());
+        }
+        for name in &config.response_headers {
+            if SENSITIVE_HEADERS.contains(&name.as_str()) {
+                continue;
+            }
+            if let Some(v) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
+                span.set_attribute(
+                    format!("http.response.header.{}", name.as_str()),
+                    v.to_owned(),
+                );
+            }
+        }
+        response.headers_mut().insert(X_REQUEST_ID, request_id);
+
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        if let Some(msg) = &panicked {
+            tracing::error!(
+                exception.message = %msg,
+                http.response.status_code = code,
+                "request handler panicked"
+            );
+        }
+        if config.completion_log {
+            if status.is_server_error() {
+                tracing::error!(
+                    http.response.status_code = code,
+                    duration_ms = ms,
+                    "request completed"
+                );
+            } else if status.is_client_error() {
+                tracing::warn!(
+                    http.response.status_code = code,
+                    duration_ms = ms,
+                    "request completed"
+                );
+            } else {
+                tracing::info!(
+                    http.response.status_code = code,
+                    duration_ms = ms,
+                    "request completed"
+                );
+            }
+        }
+
+        let instruments = &config.instruments;
+        let [method_kv, scheme_kv] = [
+            KeyValue::new("http.request.method", method),
+            KeyValue::new("url.scheme", scheme),
+        ];
+        instruments
+            .active
+            .add(-1, &[method_kv.clone(), scheme_kv.clone()]);
+        let mut attrs = Vec::with_capacity(5);
+        attrs.extend([
+            method_kv,
+            scheme_kv,
+            KeyValue::new("http.response.status_code", i64::from(code)),
+        ]);
+        if let Some(r) = route {
+            attrs.push(KeyValue::new("http.route", r.as_str().to_owned()));
+        }
+        if let Some(e) = error_type {
+            attrs.push(KeyValue::new("error.type", e));
+        }
+        instruments.duration.record(elapsed.as_secs_f64(), &attrs);
+        response
+    }
+}
 
 impl<S, B, ResB> tower::Service<Request<B>> for Otel<S>
 where
@@ -408,7 +607,7 @@ where
 {
     type Response = Response<ResB>;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Response<ResB>, Infallible>>;
+    type Future = Either<S::Future, ResponseFuture<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -418,78 +617,31 @@ where
         // Take the service that was polled ready; leave a clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = self.config.clone();
-        if config.excluded(req.uri().path()) {
-            return Box::pin(inner.call(req));
+        if self.config.excluded(req.uri().path()) {
+            return Either::Left(inner.call(req));
         }
+        let config = self.config.clone();
         let started = Instant::now();
         let method = method_name(req.method());
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|m| m.as_str().to_owned());
+        let route = req.extensions().get::<MatchedPath>().cloned();
         let headers = req.headers();
         let trusted = config.trust_forwarded;
-        let scheme = req
-            .uri()
-            .scheme_str()
-            .map(str::to_owned)
-            .or_else(|| {
-                trusted
-                    .then(|| {
-                        headers
-                            .get("x-forwarded-proto")
-                            .and_then(|v| v.to_str().ok())
-                    })
-                    .flatten()
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| "http".to_owned());
-        let (request_id, _kept) = request_id(headers);
-        let name = match &route {
-            Some(r) => format!("{method} {r}"),
-            None => method.to_owned(),
+        let scheme = match req.uri().scheme_str() {
+            Some(s) => scheme_value(s),
+            None => trusted
+                .then(|| {
+                    headers
+                        .get(&X_FORWARDED_PROTO)
+                        .and_then(|v| v.to_str().ok())
+                })
+                .flatten()
+                .map_or(Cow::Borrowed("http"), scheme_value),
         };
-        let span = tracing::info_span!(
-            "HTTP request",
-            otel.name = %name,
-            otel.kind = "server",
-            otel.status_code = Empty,
-            http.request.method = method,
-            url.path = req.uri().path(),
-            url.scheme = %scheme,
-            url.query = Empty,
-            http.route = Empty,
-            http.response.status_code = Empty,
-            network.protocol.version = protocol_version(req.version()),
-            server.address = Empty,
-            server.port = Empty,
-            user_agent.original = Empty,
-            client.address = Empty,
-            error.type = Empty,
-            request.id = %request_id,
-        );
-        if let Some(r) = &route {
-            span.record("http.route", r.as_str());
-        }
-        if config.record_query
-            && let Some(q) = req.uri().query()
-        {
-            span.record("url.query", q);
-        }
+        let (request_id, _kept) = request_id(headers);
         let (host, port) = host_and_port(headers, req.uri());
-        if let Some(h) = &host {
-            span.record("server.address", h.as_str());
-        }
-        if let Some(p) = port {
-            span.record("server.port", p);
-        }
-        if let Some(ua) = headers
+        let user_agent = headers
             .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-        {
-            span.record("user_agent.original", ua);
-        }
+            .and_then(|v| v.to_str().ok());
         let client = if trusted {
             forwarded_client(headers)
         } else {
@@ -500,17 +652,62 @@ where
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip().to_string())
         });
-        if let Some(c) = &client {
-            span.record("client.address", c.as_str());
-        }
+        let query = if config.record_query {
+            req.uri().query()
+        } else {
+            None
+        };
+        let route_str = route.as_ref().map(MatchedPath::as_str);
+        // Every value is given at creation (`None` records nothing): one
+        // call into the subscriber instead of one per attribute.
+        let span = match route_str {
+            Some(r) => tracing::info_span!(
+                "HTTP request",
+                otel.name = %format_args!("{method} {r}"),
+                otel.kind = "server",
+                otel.status_code = Empty,
+                http.request.method = method,
+                url.path = req.uri().path(),
+                url.scheme = scheme.as_ref(),
+                url.query = query,
+                http.route = r,
+                http.response.status_code = Empty,
+                network.protocol.version = protocol_version(req.version()),
+                server.address = host,
+                server.port = port,
+                user_agent.original = user_agent,
+                client.address = client.as_deref(),
+                error.type = Empty,
+                request.id = request_id.to_str().ok(),
+            ),
+            None => tracing::info_span!(
+                "HTTP request",
+                otel.name = method,
+                otel.kind = "server",
+                otel.status_code = Empty,
+                http.request.method = method,
+                url.path = req.uri().path(),
+                url.scheme = scheme.as_ref(),
+                url.query = query,
+                http.route = Empty,
+                http.response.status_code = Empty,
+                network.protocol.version = protocol_version(req.version()),
+                server.address = host,
+                server.port = port,
+                user_agent.original = user_agent,
+                client.address = client.as_deref(),
+                error.type = Empty,
+                request.id = request_id.to_str().ok(),
+            ),
+        };
         for name in &config.request_headers {
             if SENSITIVE_HEADERS.contains(&name.as_str()) {
                 continue;
             }
-            let values: Vec<String> = headers
+            let values: Vec<&str> = headers
                 .get_all(name)
                 .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .filter_map(|v| v.to_str().ok())
                 .collect();
             if !values.is_empty() {
                 span.set_attribute(
@@ -533,128 +730,93 @@ where
         }
         let _ = span.set_parent(parent);
 
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            req.headers_mut().insert(REQUEST_ID_HEADER, v);
-        }
-        let active_attrs = [
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("url.scheme", scheme.clone()),
-        ];
-        config.instruments.active.add(1, &active_attrs);
+        req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+        let in_flight = InFlight {
+            config,
+            started,
+            method,
+            scheme,
+            route,
+            request_id,
+        };
+        in_flight
+            .config
+            .instruments
+            .active
+            .add(1, &in_flight.active_attributes());
 
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let _enter = span.enter();
             inner.call(req)
         }));
-        let span2 = span.clone();
-        Box::pin(async move {
-            let outcome = match call {
-                Ok(fut) => {
-                    AssertUnwindSafe(fut.instrument(span2.clone()))
-                        .catch_unwind()
-                        .await
-                }
-                Err(panic) => Err(panic),
-            };
-            let (mut response, panicked) = match outcome {
-                Ok(Ok(r)) => (r, None),
-                Ok(Err(never)) => match never {},
-                Err(panic) => {
-                    let msg = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "handler panicked".to_owned());
-                    let mut r = Response::new(ResB::default());
-                    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                    (r, Some(msg))
-                }
-            };
-            let status = response.status();
-            let elapsed = started.elapsed();
-            span.record("http.response.status_code", i64::from(status.as_u16()));
-            let is_error = status.is_server_error() || panicked.is_some();
-            if is_error {
-                span.record("otel.status_code", "error");
-                let error_type = if panicked.is_some() {
-                    "panic".to_owned()
-                } else {
-                    status.as_u16().to_string()
-                };
-                span.record("error.type", error_type.as_str());
-            }
-            for name in &config.response_headers {
-                if SENSITIVE_HEADERS.contains(&name.as_str()) {
-                    continue;
-                }
-                if let Some(v) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
-                    span.set_attribute(
-                        format!("http.response.header.{}", name.as_str()),
-                        v.to_owned(),
-                    );
-                }
-            }
-            if let Ok(v) = HeaderValue::from_str(&request_id) {
-                response.headers_mut().insert(REQUEST_ID_HEADER, v);
-            }
-            {
-                let _enter = span.enter();
-                let code = status.as_u16();
-                let ms = elapsed.as_secs_f64() * 1000.0;
-                if let Some(msg) = &panicked {
-                    tracing::error!(
-                        exception.message = %msg,
-                        http.response.status_code = code,
-                        "request handler panicked"
-                    );
-                }
-                if config.completion_log {
-                    if status.is_server_error() {
-                        tracing::error!(
-                            http.response.status_code = code,
-                            duration_ms = ms,
-                            "request completed"
-                        );
-                    } else if status.is_client_error() {
-                        tracing::warn!(
-                            http.response.status_code = code,
-                            duration_ms = ms,
-                            "request completed"
-                        );
-                    } else {
-                        tracing::info!(
-                            http.response.status_code = code,
-                            duration_ms = ms,
-                            "request completed"
-                        );
-                    }
-                }
-            }
-            config.instruments.active.add(-1, &active_attrs);
-            let mut attrs = vec![
-                KeyValue::new("http.request.method", method),
-                KeyValue::new("url.scheme", scheme),
-                KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
-            ];
-            if let Some(r) = route {
-                attrs.push(KeyValue::new("http.route", r));
-            }
-            if is_error {
-                attrs.push(KeyValue::new(
-                    "error.type",
-                    if panicked.is_some() {
-                        "panic".to_owned()
-                    } else {
-                        status.as_u16().to_string()
-                    },
-                ));
-            }
-            config
-                .instruments
-                .duration
-                .record(elapsed.as_secs_f64(), &attrs);
-            Ok(response)
+        Either::Right(ResponseFuture {
+            inner: match call {
+                Ok(fut) => Either::Left(AssertUnwindSafe(fut).catch_unwind()),
+                Err(panic) => Either::Right(std::future::ready(Err(panic))),
+            },
+            span,
+            in_flight: Some(in_flight),
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Otel`]: the inner future, polled inside the
+    /// request's span, then the outcome recorded on the span and metrics.
+    pub struct ResponseFuture<F: Future> {
+        #[pin]
+        inner: Either<
+            futures_util::future::CatchUnwind<AssertUnwindSafe<F>>,
+            std::future::Ready<Result<F::Output, Box<dyn std::any::Any + Send>>>,
+        >,
+        span: tracing::Span,
+        in_flight: Option<InFlight>,
+    }
+
+    impl<F: Future> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before the response (the client went away): the
+            // request is no longer active.
+            if let Some(state) = this.project().in_flight.take() {
+                state
+                    .config
+                    .instruments
+                    .active
+                    .add(-1, &state.active_attributes());
+            }
+        }
+    }
+}
+
+impl<F: Future> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResB> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResB>, Infallible>>,
+    ResB: Default,
+{
+    type Output = Result<Response<ResB>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // One enter per poll, and the completion inside the same one.
+        let _enter = this.span.enter();
+        let outcome = match this.inner.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(outcome) => outcome.map(|r| match r {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }),
+        };
+        let state = this
+            .in_flight
+            .take()
+            .expect("ResponseFuture polled after completion");
+        Poll::Ready(Ok(state.finish(this.span, outcome)))
     }
 }
 

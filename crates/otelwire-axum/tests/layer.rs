@@ -391,3 +391,41 @@ async fn health_reports_503_once_export_has_been_failing() {
     }
     drop(t);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_request_dropped_before_its_response_is_no_longer_active() {
+    let collector = Collector::start().unwrap();
+    let t = telemetry(&collector);
+    let _default = tracing::dispatcher::set_default(t.dispatch());
+    let app = Router::new()
+        .route("/hang", get(std::future::pending::<&'static str>))
+        .route("/ok", get(|| async { "ok" }))
+        .layer(OtelLayer::new().meter(t.meter("otelwire-axum")));
+    // The client goes away while the handler still runs.
+    let hung = tokio::time::timeout(
+        Duration::from_millis(50),
+        app.clone()
+            .oneshot(get_req("/hang").body(Body::empty()).unwrap()),
+    )
+    .await;
+    assert!(hung.is_err(), "the handler never answers");
+    send(&app, get_req("/ok").body(Body::empty()).unwrap()).await;
+    t.force_flush();
+    let points = collector
+        .wait_for_metric(
+            "http.server.active_requests",
+            |_| true,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let active: i64 = points
+        .iter()
+        .map(|p| match p.value {
+            PointValue::Int(n) => n,
+            ref other => panic!("an integer sum: {other:?}"),
+        })
+        .sum();
+    assert_eq!(active, 0, "{points:?}");
+    t.shutdown().await;
+}

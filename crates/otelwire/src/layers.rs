@@ -199,6 +199,9 @@ pub(crate) fn trace_layer(
 /// The OTel log bridge, minus the transport's own events.
 pub(crate) struct Bridge {
     inner: OpenTelemetryTracingBridge<SdkLoggerProvider, SdkLogger>,
+    /// The span fields copied onto log records; spans with none of them
+    /// skip the bridge's per-span work.
+    span_fields: Vec<String>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -219,7 +222,14 @@ impl Bridge {
                 ),
             );
         }
-        Bridge { inner: b.build() }
+        Bridge {
+            inner: b.build(),
+            span_fields: span_fields.to_vec(),
+        }
+    }
+
+    fn copies(&self, field: &tracing::field::Field) -> bool {
+        self.span_fields.iter().any(|f| f == field.name())
     }
 }
 
@@ -233,7 +243,10 @@ where
         id: &tracing::span::Id,
         ctx: Context<'_, S>,
     ) {
-        if !is_transport_target(attrs.metadata().target()) {
+        // The bridge allocates and hashes every field of every span against
+        // its allow-list; most spans have none of the fields, so skip them.
+        let meta = attrs.metadata();
+        if !is_transport_target(meta.target()) && meta.fields().iter().any(|f| self.copies(&f)) {
             self.inner.on_new_span(attrs, id, ctx)
         }
     }
@@ -244,7 +257,14 @@ where
         values: &tracing::span::Record<'_>,
         ctx: Context<'_, S>,
     ) {
-        self.inner.on_record(id, values, ctx)
+        let copied = ctx.metadata(id).is_some_and(|meta| {
+            meta.fields()
+                .iter()
+                .any(|f| self.copies(&f) && values.contains(&f))
+        });
+        if copied {
+            self.inner.on_record(id, values, ctx)
+        }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
