@@ -1,12 +1,14 @@
 //! Run with `cargo run -p demo`: the whole example system in one process.
 //!
 //! With no collector configured, an `otelwire-test` collector runs
-//! in-process as the embedded default. The demo starts `inventory` and
-//! `orders-api` (each with its own telemetry pipeline and service name),
-//! drives traffic for about ten seconds (`DEMO_DURATION_SECS`) — orders that
-//! succeed, an unknown item (404), a slow lookup, a failing one — then prints
-//! what the collector received: per service the spans, log records and
-//! metric series, and one trace as an indented tree crossing both services.
+//! in-process as the embedded default. The demo starts `inventory`,
+//! `orders-api` and the `health-checker` worker pointed at both (each with
+//! its own telemetry pipeline and service name), drives traffic for about
+//! ten seconds (`DEMO_DURATION_SECS`) — orders that succeed, an unknown item
+//! (404), a slow lookup, a failing one — asks the health-checker for its
+//! `/health`, then prints what the collector received: per service the
+//! spans, log records and metric series, one trace as an indented tree
+//! crossing both services, and one health-checker run as a tree.
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, telemetry goes there instead (for
 //! example the compose stack's collector) and nothing is printed about it.
@@ -134,12 +136,13 @@ async fn main() -> ExitCode {
         ),
     }
 
-    let (inv_t, ord_t) = match (
+    let (inv_t, ord_t, hc_t) = match (
         telemetry("inventory", collector.as_ref()),
         telemetry("orders-api", collector.as_ref()),
+        telemetry("health-checker", collector.as_ref()),
     ) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("demo: cannot set up telemetry: {e}");
             return ExitCode::FAILURE;
         }
@@ -157,8 +160,9 @@ async fn main() -> ExitCode {
         }
     };
     let inventory_url = format!("http://{}", inventory.addr);
+    let orders_inventory_url = inventory_url.clone();
     let orders = match start("orders-api", ord_t, move |t| {
-        orders_api::router(t, &inventory_url)
+        orders_api::router(t, &orders_inventory_url)
     }) {
         Ok(s) => s,
         Err(e) => {
@@ -166,9 +170,20 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let checks = demo_checks(&format!("http://{}", orders.addr), &inventory_url);
+    let checker = match start("health-checker", hc_t, move |t| {
+        let handle = health_checker::spawn(t, checks);
+        health_checker::router(t, &handle)
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("demo: cannot start health-checker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     println!(
-        "demo: inventory on http://{}, orders-api on http://{}; driving traffic for {seconds} s",
-        inventory.addr, orders.addr
+        "demo: inventory on http://{}, orders-api on http://{}, health-checker on http://{}; driving traffic for {seconds} s",
+        inventory.addr, orders.addr, checker.addr
     );
 
     drive(
@@ -176,9 +191,11 @@ async fn main() -> ExitCode {
         Duration::from_secs(seconds),
     )
     .await;
+    show_health(&format!("http://{}/health", checker.addr)).await;
 
     let mut reports = Vec::new();
-    for s in [orders, inventory] {
+    // The health-checker first, so that it sees no service go away.
+    for s in [checker, orders, inventory] {
         let _ = s.stop.send(());
         match s.thread.join() {
             Ok(report) => reports.push((s.name, report)),
@@ -200,6 +217,42 @@ async fn main() -> ExitCode {
             }
         }
         None => ExitCode::SUCCESS,
+    }
+}
+
+/// The health-checker's checks: the built-in default (both services'
+/// health endpoints, critical), a traced inventory lookup, the SQLite
+/// driver, the disk, and a port where nothing listens, so that one check
+/// fails and raises a WARN.
+fn demo_checks(orders_url: &str, inventory_url: &str) -> health_checker::Config {
+    use health_checker::CheckConfig;
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "127.0.0.1:9".into());
+    let mut config = health_checker::Config::default_for(orders_url, inventory_url);
+    config.checks.extend([
+        CheckConfig::http("inventory-lookup", format!("{inventory_url}/items/widget")),
+        CheckConfig::database("sqlite", "sqlite::memory:"),
+        CheckConfig::disk("disk", std::env::temp_dir(), 1.0),
+        CheckConfig::tcp("cache", nowhere),
+    ]);
+    for check in &mut config.checks {
+        check.interval = Duration::from_secs(2);
+        check.timeout = Duration::from_secs(1);
+    }
+    config
+}
+
+/// Prints what the health-checker's `GET /health` answers.
+async fn show_health(url: &str) {
+    match reqwest::get(url).await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            println!("demo: health-checker GET /health -> {status} {body}");
+        }
+        Err(e) => println!("demo: health-checker GET /health -> error: {e}"),
     }
 }
 
@@ -298,6 +351,28 @@ fn summarize(collector: &Collector) -> bool {
         return false;
     };
     println!("\nOne trace, {}:", trace[0].trace_id);
+    print_trace(trace, &service);
+
+    // The last complete health-checker run: a run span, a span per check.
+    let run = spans
+        .iter()
+        .filter(|s| service(&s.resource) == "health-checker" && s.name == "health_check.run")
+        .max_by_key(|s| s.start_time_unix_nano);
+    let Some(run) = run else {
+        println!("\nNo health-checker run arrived: something is wrong.");
+        return false;
+    };
+    let id = run.attributes.get_str("execution.id").unwrap_or("?");
+    let score = run
+        .attributes
+        .get_f64("health.score")
+        .map_or_else(|| "?".to_owned(), |s| s.to_string());
+    println!("\nOne health-checker run, execution.id {id}, score {score}:");
+    print_trace(&by_trace[run.trace_id.as_str()], &service);
+    true
+}
+
+fn print_trace(trace: &[&Span], service: &dyn Fn(&otelwire_test::Attributes) -> String) {
     let roots: Vec<&&Span> = trace
         .iter()
         .filter(|s| {
@@ -307,9 +382,8 @@ fn summarize(collector: &Collector) -> bool {
         })
         .collect();
     for root in roots {
-        print_tree(root, trace, 1, &service);
+        print_tree(root, trace, 1, service);
     }
-    true
 }
 
 fn print_tree(
@@ -322,12 +396,18 @@ fn print_tree(
         otelwire_test::StatusCode::Error => "  ERROR",
         _ => "",
     };
+    let check = span
+        .attributes
+        .get_str("check.status")
+        .map(|s| format!("  {s}"))
+        .unwrap_or_default();
     println!(
-        "{}{:<12} {:<24} {:>8.1} ms{}",
+        "{}{:<14} {:<30} {:>8.1} ms{}{}",
         "  ".repeat(depth),
         service(&span.resource),
         span.name,
         span.duration_nanos() as f64 / 1e6,
+        check,
         status
     );
     let mut children: Vec<&&Span> = trace

@@ -1,10 +1,11 @@
-//! The demo runs to completion, as the README's first command does, and its
-//! printed trace crosses both services.
+//! The demo runs to completion, as the README's first command does, its
+//! printed trace crosses both services, and the health-checker it runs
+//! shows up with its `/health`, metrics and a run as a tree.
 
 use std::process::{Command, Stdio};
 
 #[test]
-fn the_demo_runs_and_prints_a_trace_across_both_services() {
+fn the_demo_runs_and_prints_a_trace_across_both_services_and_a_health_check_run() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_demo"));
     for (k, _) in std::env::vars() {
         if k.starts_with("OTEL") || k == "RUST_LOG" {
@@ -31,11 +32,15 @@ fn the_demo_runs_and_prints_a_trace_across_both_services() {
 
     // The trace tree: orders-api's server span, its client span below, and
     // inventory's server span below that.
-    let tree: Vec<&str> = stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("One trace, "))
-        .skip(1)
-        .collect();
+    let section = |title: &str| -> Vec<&str> {
+        stdout
+            .lines()
+            .skip_while(|l| !l.starts_with(title))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .collect()
+    };
+    let tree = section("One trace, ");
     let pos = |service: &str, name: &str| {
         tree.iter().position(|l| {
             let t = l.trim_start();
@@ -49,4 +54,53 @@ fn the_demo_runs_and_prints_a_trace_across_both_services() {
     assert!(server < client && client < remote, "{}", tree.join("\n"));
     assert!(indent(server) < indent(client), "{}", tree.join("\n"));
     assert!(indent(client) < indent(remote), "{}", tree.join("\n"));
+
+    // The health-checker ran against both services: one check fails on
+    // purpose (nothing listens on the cache's port), none of the critical ones.
+    assert!(
+        stdout.contains(r#"health-checker GET /health -> 200 {"status":"degraded","score":87.5,"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#""failing":["cache"],"critical_failing":[]"#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  health-checker: "), "{stdout}");
+    for series in [
+        "health.score{}",
+        "health.check.status{check.name=orders-api}",
+        "health.check.status{check.name=inventory}",
+        "health.checks{check.name=cache,check.status=unhealthy}",
+        "health.check.duration{check.name=inventory,check.status=healthy}",
+    ] {
+        assert!(stdout.contains(series), "no {series} in:\n{stdout}");
+    }
+    // Its run as a tree: the run span, a span per check below it, and the
+    // traced lookup's server span in inventory below the check's client span.
+    let run = section("One health-checker run, execution.id exec_");
+    let find = |needle: &str| {
+        run.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in:\n{}", run.join("\n")))
+    };
+    let indent = |i: usize| run[i].len() - run[i].trim_start().len();
+    let root = find("health_check.run");
+    for check in [
+        "orders-api",
+        "inventory",
+        "inventory-lookup",
+        "sqlite",
+        "disk",
+    ] {
+        let line = find(&format!("health_check {check} "));
+        assert!(run[line].contains(" healthy"), "{}", run[line]);
+        assert!(indent(root) < indent(line), "{}", run.join("\n"));
+    }
+    let cache = find("health_check cache ");
+    assert!(run[cache].contains(" unhealthy"), "{}", run[cache]);
+    let lookup = find("health_check inventory-lookup ");
+    let call = find("GET /items/widget");
+    let served = find("inventory      GET /items/{sku}");
+    assert!(indent(lookup) < indent(call), "{}", run.join("\n"));
+    assert!(indent(call) < indent(served), "{}", run.join("\n"));
 }
