@@ -17,6 +17,11 @@ use crate::Handle;
 ///   that have not run yet, `{"checks": [...], "pending": [...]}`;
 /// - `GET /health/telemetry`: the telemetry pipeline's own health
 ///   ([`otelwire_axum::health_router`]).
+///
+/// As with any `otelwire-axum` router, the server spans go to the default
+/// `tracing` dispatcher of the threads that serve it: the global one after
+/// `otelwire::init`, or a thread's default as the demo sets it. (The
+/// checks themselves always use the pipeline given to [`spawn`](crate::spawn).)
 pub fn router(telemetry: &otelwire::Telemetry, handle: &Handle) -> axum::Router {
     axum::Router::new()
         .route("/health", get(health))
