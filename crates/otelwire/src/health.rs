@@ -1,6 +1,7 @@
 //! Pipeline health: what each signal exported, failed and dropped, and when
 //! export last worked. Readable in code ([`Telemetry::health`](crate::Telemetry::health)),
-//! as JSON (it implements `Serialize`) and as `otelwire.exporter.*` metrics.
+//! as JSON (it implements `Serialize`) and as the `otelwire.telemetry.exported`,
+//! `otelwire.telemetry.dropped` and `otelwire.telemetry.export.failures` metrics.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
