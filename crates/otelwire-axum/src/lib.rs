@@ -466,6 +466,19 @@ impl Config {
     }
 }
 
+/// `{METHOD} {route}`, or `{METHOD}` when no route matched (never the raw
+/// path); formatted straight into the span name.
+struct SpanName<'a>(&'static str, Option<&'a str>);
+
+impl std::fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(route) => write!(f, "{} {route}", self.0),
+            None => f.write_str(self.0),
+        }
+    }
+}
+
 /// What a request's span and metrics need once the response is known.
 struct InFlight {
     config: Arc<Config>,
@@ -660,46 +673,25 @@ where
         let route_str = route.as_ref().map(MatchedPath::as_str);
         // Every value is given at creation (`None` records nothing): one
         // call into the subscriber instead of one per attribute.
-        let span = match route_str {
-            Some(r) => tracing::info_span!(
-                "HTTP request",
-                otel.name = %format_args!("{method} {r}"),
-                otel.kind = "server",
-                otel.status_code = Empty,
-                http.request.method = method,
-                url.path = req.uri().path(),
-                url.scheme = scheme.as_ref(),
-                url.query = query,
-                http.route = r,
-                http.response.status_code = Empty,
-                network.protocol.version = protocol_version(req.version()),
-                server.address = host,
-                server.port = port,
-                user_agent.original = user_agent,
-                client.address = client.as_deref(),
-                error.type = Empty,
-                request.id = request_id.to_str().ok(),
-            ),
-            None => tracing::info_span!(
-                "HTTP request",
-                otel.name = method,
-                otel.kind = "server",
-                otel.status_code = Empty,
-                http.request.method = method,
-                url.path = req.uri().path(),
-                url.scheme = scheme.as_ref(),
-                url.query = query,
-                http.route = Empty,
-                http.response.status_code = Empty,
-                network.protocol.version = protocol_version(req.version()),
-                server.address = host,
-                server.port = port,
-                user_agent.original = user_agent,
-                client.address = client.as_deref(),
-                error.type = Empty,
-                request.id = request_id.to_str().ok(),
-            ),
-        };
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.name = %SpanName(method, route_str),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = method,
+            url.path = req.uri().path(),
+            url.scheme = scheme.as_ref(),
+            url.query = query,
+            http.route = route_str,
+            http.response.status_code = Empty,
+            network.protocol.version = protocol_version(req.version()),
+            server.address = host,
+            server.port = port,
+            user_agent.original = user_agent,
+            client.address = client.as_deref(),
+            error.type = Empty,
+            request.id = request_id.to_str().ok(),
+        );
         for name in &config.request_headers {
             if SENSITIVE_HEADERS.contains(&name.as_str()) {
                 continue;
