@@ -24,7 +24,6 @@
 //! without it, unless `OTELWIRE_REQUIRE_TOOLS` is set (CI), where it fails.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -32,6 +31,9 @@ use std::time::Duration;
 use otelwire::{LogFormat, Protocol, Signal, Telemetry};
 use otelwire_test::{Collector, MetricKind, MetricPoint};
 use serde_yaml_ng::Value;
+
+mod common;
+use common::run;
 
 // ---------------------------------------------------------------- files
 
@@ -2625,41 +2627,6 @@ fn pipeline(name: &str, collector: &Collector) -> Telemetry {
         .metric_export_interval(Duration::from_millis(200))
         .build()
         .unwrap()
-}
-
-/// Runs a service on its own thread under its own pipeline; returns its
-/// address and a function that stops it and flushes its telemetry.
-fn run(
-    telemetry: Telemetry,
-    router: impl FnOnce(&Telemetry) -> axum::Router + Send + 'static,
-) -> (SocketAddr, impl FnOnce() -> otelwire::ShutdownReport) {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let guard = tracing::dispatcher::set_default(telemetry.dispatch());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            let router = router(&telemetry);
-            inventory::serve(listener, router, async {
-                let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        drop(rt);
-        drop(guard);
-        telemetry.shutdown_blocking()
-    });
-    let addr = addr_rx.recv().unwrap();
-    (addr, move || {
-        let _ = stop_tx.send(());
-        thread.join().unwrap()
-    })
 }
 
 /// Runs the health-checker worker with `config` until told to stop.
