@@ -368,5 +368,13 @@ fn run_shutdown(shared: &Shared, dispatch: &Dispatch) -> ShutdownReport {
             "telemetry shut down: {report}"
         )
     });
+    // Last: the other outputs write the lines above too.
+    for c in shared.pipeline.components() {
+        c.flush(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100)),
+        );
+    }
     report
 }
