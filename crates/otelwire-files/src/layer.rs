@@ -107,6 +107,13 @@ impl Component for SinkComponent {
     fn flush(&self, timeout: Duration) {
         flush_one(&self.handle.sinks[self.index], Instant::now() + timeout);
     }
+
+    fn on_dispatch(&self, dispatch: &tracing::Dispatch) {
+        let _ = self.handle.sinks[self.index]
+            .stats
+            .dispatch
+            .set(dispatch.downgrade());
+    }
 }
 
 impl Files {

@@ -112,6 +112,12 @@ pub trait Component: Send + Sync + 'static {
     /// Writes out what it holds, waiting at most `timeout`; called at
     /// shutdown, after the pipelines' last lines.
     fn flush(&self, timeout: Duration);
+
+    /// Called once with the pipeline's dispatcher, where the component's own
+    /// warnings belong when they are raised on a thread of its own.
+    fn on_dispatch(&self, dispatch: &tracing::Dispatch) {
+        let _ = dispatch;
+    }
 }
 
 impl Health {
@@ -255,6 +261,9 @@ impl Pipeline {
     /// Where pipeline warnings go when they are raised on an export thread.
     pub(crate) fn set_dispatch(&self, dispatch: &tracing::Dispatch) {
         let _ = self.dispatch.set(dispatch.downgrade());
+        for c in self.components() {
+            c.on_dispatch(dispatch);
+        }
     }
 
     pub(crate) fn set_components(&self, components: Vec<std::sync::Arc<dyn Component>>) {
