@@ -42,11 +42,18 @@ fn wait_for_lines(path: &Path, lines: u64) {
     let mut offset = 0usize;
     let mut buf = Vec::new();
     while seen < lines {
-        assert!(Instant::now() < deadline, "{}: {seen} of {lines} lines", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{}: {seen} of {lines} lines",
+            path.display()
+        );
         if let Ok(mut f) = std::fs::File::open(path) {
             buf.clear();
             f.read_to_end(&mut buf).unwrap();
-            seen += buf[offset.min(buf.len())..].iter().filter(|&&b| b == b'\n').count() as u64;
+            seen += buf[offset.min(buf.len())..]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
             offset = buf.len();
         }
         if seen < lines {
@@ -135,7 +142,9 @@ fn main() {
     }
     let medians: Vec<f64> = rates.into_iter().map(median).collect();
     println!("{LINES} lines per run, {rounds} round(s), median lines/s");
-    println!("| Variant | Lines/s | Dropped (all rounds) | vs tracing-appender lossless | vs tracing-appender lossy |");
+    println!(
+        "| Variant | Lines/s | Dropped (all rounds) | vs tracing-appender lossless | vs tracing-appender lossy |"
+    );
     println!("|---|---|---|---|---|");
     for (i, name) in names.iter().enumerate() {
         println!(
