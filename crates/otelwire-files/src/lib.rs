@@ -30,6 +30,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Without `otelwire::builder()`, [`Files::build`] gives a [`FilesLayer`]
+//! for any `tracing_subscriber` registry (not redacted then: wrap it in
+//! [`otelwire::RedactLayer`]), and [`FilesLayer::handle`] its health and
+//! flush.
+//!
 //! # The default files
 //!
 //! [`Files::defaults`], switched on by `OTELWIRE_LOG_DIR` (or
