@@ -83,8 +83,10 @@
 //! Fields named like secrets (see [`DEFAULT_SECRET_NAMES`], plus
 //! `OTELWIRE_REDACT_FIELDS` and [`Builder::redact_field`]) are replaced by
 //! `[REDACTED]` before the local output, the log records and the span
-//! attributes see them. Layers added with [`Builder::with_layer`] see the
-//! original values; wrap them in [`RedactLayer`] to redact them too.
+//! attributes see them. Outputs added with [`Builder::with_output`] (such as
+//! the `otelwire-files` files) see redacted values too; layers added with
+//! [`Builder::with_layer`] see the original values: wrap them in
+//! [`RedactLayer`] to redact them too.
 //!
 //! # Versions
 //!
