@@ -103,6 +103,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// # let _ = payments;
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct Sink {
     pub(crate) file: String,
     pub(crate) filter: Filter,
@@ -488,6 +489,7 @@ pub(crate) fn parse_duration(v: &str) -> Option<Duration> {
 /// `OTELWIRE_LOG_DIR` (or [`dir`](Self::dir)): `app.jsonl`,
 /// `metrics.jsonl`, `alerts.jsonl` and `audit.jsonl`.
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct Files {
     pub(crate) dir: Option<PathBuf>,
     pub(crate) sinks: Vec<Sink>,

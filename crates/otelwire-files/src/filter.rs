@@ -42,6 +42,7 @@ type FieldPredicate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 /// # let _ = (alerts, payments, metrics, audit);
 /// ```
 #[derive(Clone, Default)]
+#[must_use]
 pub struct Filter {
     pub(crate) level: Option<LevelFilter>,
     pub(crate) targets: Option<Vec<String>>,

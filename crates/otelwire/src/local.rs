@@ -65,7 +65,9 @@ static NEXT_FORMATTER: AtomicUsize = AtomicUsize::new(1);
 /// use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 /// use tracing_subscriber::registry::LookupSpan;
 ///
-/// struct Lines(LineFormatter, std::sync::Mutex<Vec<u8>>);
+/// use std::sync::{Arc, Mutex};
+///
+/// struct Lines(LineFormatter, Arc<Mutex<Vec<u8>>>);
 ///
 /// impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Lines {
 ///     fn on_new_span(&self, a: &tracing::span::Attributes<'_>, id: &tracing::span::Id, cx: Context<'_, S>) {
@@ -79,12 +81,13 @@ static NEXT_FORMATTER: AtomicUsize = AtomicUsize::new(1);
 ///     }
 /// }
 ///
-/// let layer = std::sync::Arc::new(Lines(LineFormatter::new(LogFormat::Json), Default::default()));
-/// let subscriber = tracing_subscriber::registry().with(layer.clone());
+/// let out = Arc::new(Mutex::new(Vec::new()));
+/// let layer = Lines(LineFormatter::new(LogFormat::Json), out.clone());
+/// let subscriber = tracing_subscriber::registry().with(layer);
 /// tracing::subscriber::with_default(subscriber, || {
 ///     tracing::info_span!("checkout", order.id = 7).in_scope(|| tracing::info!(items = 3, "placed"));
 /// });
-/// let line = String::from_utf8(layer.1.lock().unwrap().clone()).unwrap();
+/// let line = String::from_utf8(out.lock().unwrap().clone()).unwrap();
 /// assert!(line.contains(r#""message":"placed","items":3,"span":{"name":"checkout","order.id":7}"#), "{line}");
 /// ```
 #[derive(Debug)]
