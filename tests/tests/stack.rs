@@ -2423,8 +2423,8 @@ fn prometheus_translation_matches_upstream_examples() {
 #[derive(Debug, Default)]
 struct Catalog {
     series: BTreeMap<String, BTreeSet<String>>,
-    /// Where each came from, for messages.
-    origin: BTreeMap<String, &'static str>,
+    /// Where each came from (every source that emits it).
+    origin: BTreeMap<String, BTreeSet<&'static str>>,
 }
 
 impl Catalog {
@@ -2443,7 +2443,7 @@ impl Catalog {
                 l.insert("le".into());
             }
             self.series.entry(s.clone()).or_default().extend(l);
-            self.origin.entry(s).or_insert(origin);
+            self.origin.entry(s).or_default().insert(origin);
         }
     }
 
@@ -2500,18 +2500,20 @@ fn collector_series(catalog: &mut Catalog) {
                     .map(str::to_owned)
                     .into(),
             );
-            catalog
-                .origin
-                .insert(format!("otelcol_receiver_{what}_{item}_total"), ORIGIN);
+            catalog.origin.insert(
+                format!("otelcol_receiver_{what}_{item}_total"),
+                [ORIGIN].into(),
+            );
         }
         for what in ["sent", "send_failed", "enqueue_failed"] {
             catalog.series.insert(
                 format!("otelcol_exporter_{what}_{item}_total"),
                 ["job", "instance", "exporter"].map(str::to_owned).into(),
             );
-            catalog
-                .origin
-                .insert(format!("otelcol_exporter_{what}_{item}_total"), ORIGIN);
+            catalog.origin.insert(
+                format!("otelcol_exporter_{what}_{item}_total"),
+                [ORIGIN].into(),
+            );
         }
     }
     for gauge in [
@@ -2524,7 +2526,7 @@ fn collector_series(catalog: &mut Catalog) {
                 .map(str::to_owned)
                 .into(),
         );
-        catalog.origin.insert(gauge.into(), ORIGIN);
+        catalog.origin.insert(gauge.into(), [ORIGIN].into());
     }
 }
 
@@ -2953,7 +2955,10 @@ async fn rules_and_dashboards_use_the_metric_names_prometheus_makes_of_what_the_
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     // Each kind of source is used somewhere: the services' own metrics, the
     // collector's, and the connectors'.
-    let origins: BTreeSet<&str> = used.iter().map(|s| catalog.origin[s]).collect();
+    let origins: BTreeSet<&str> = used
+        .iter()
+        .flat_map(|s| catalog.origin[s].iter().copied())
+        .collect();
     for o in [
         "inventory",
         "health-checker",

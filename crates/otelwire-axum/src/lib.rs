@@ -78,6 +78,8 @@ use otelwire::opentelemetry::{KeyValue, global};
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing::field::Empty;
 
+mod bound;
+
 /// The request-id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -100,6 +102,7 @@ struct Instruments {
     duration: Histogram<f64>,
     active: UpDownCounter<i64>,
     invalid_context: Counter<u64>,
+    bound: Arc<bound::BoundCache>,
 }
 
 impl Instruments {
@@ -121,6 +124,7 @@ impl Instruments {
                 .with_unit("{request}")
                 .with_description("Requests whose traceparent header could not be used.")
                 .build(),
+            bound: Arc::default(),
         }
     }
 }
@@ -467,15 +471,17 @@ impl Config {
 }
 
 /// `{METHOD} {route}`, or `{METHOD}` when no route matched (never the raw
-/// path); formatted straight into the span name.
-struct SpanName<'a>(&'static str, Option<&'a str>);
-
-impl std::fmt::Display for SpanName<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.1 {
-            Some(route) => write!(f, "{} {route}", self.0),
-            None => f.write_str(self.0),
+/// path). Built by hand: the formatting machinery costs more than the copy.
+fn span_name(method: &'static str, route: Option<&str>) -> Cow<'static, str> {
+    match route {
+        Some(route) => {
+            let mut name = String::with_capacity(method.len() + 1 + route.len());
+            name.push_str(method);
+            name.push(' ');
+            name.push_str(route);
+            Cow::Owned(name)
         }
+        None => Cow::Borrowed(method),
     }
 }
 
@@ -487,14 +493,22 @@ struct InFlight {
     scheme: Cow<'static, str>,
     route: Option<MatchedPath>,
     request_id: HeaderValue,
+    /// The bound metric handles of this method, scheme and route (`None`
+    /// past the cache's cap: then the unbound instruments are used).
+    metrics: Option<Arc<bound::RouteMetrics>>,
 }
 
 impl InFlight {
-    fn active_attributes(&self) -> [KeyValue; 2] {
-        [
-            KeyValue::new("http.request.method", self.method),
-            KeyValue::new("url.scheme", self.scheme.clone()),
-        ]
+    /// Counts the request as active (`+1`) or no longer active (`-1`).
+    fn add_active(&self, n: i64) {
+        match &self.metrics {
+            Some(m) => m.active.add(n),
+            None => self
+                .config
+                .instruments
+                .active
+                .add(n, &bound::active_attributes(self.method, &self.scheme)),
+        }
     }
 
     /// Records the outcome on the span, logs the completion line and
@@ -504,6 +518,7 @@ impl InFlight {
         span: &tracing::Span,
         outcome: Result<Response<ResB>, Box<dyn std::any::Any + Send>>,
     ) -> Response<ResB> {
+        self.add_active(-1);
         let InFlight {
             config,
             started,
@@ -511,6 +526,7 @@ impl InFlight {
             scheme,
             route,
             request_id,
+            metrics,
         } = self;
         let (mut response, panicked) = match outcome {
             Ok(r) => (r, None),
@@ -583,27 +599,22 @@ impl InFlight {
             }
         }
 
-        let instruments = &config.instruments;
-        let [method_kv, scheme_kv] = [
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("url.scheme", scheme),
-        ];
-        instruments
-            .active
-            .add(-1, &[method_kv.clone(), scheme_kv.clone()]);
-        let mut attrs = Vec::with_capacity(5);
-        attrs.extend([
-            method_kv,
-            scheme_kv,
-            KeyValue::new("http.response.status_code", i64::from(code)),
-        ]);
-        if let Some(r) = route {
-            attrs.push(KeyValue::new("http.route", r.as_str().to_owned()));
+        let duration = &config.instruments.duration;
+        let seconds = elapsed.as_secs_f64();
+        let panicked = panicked.is_some();
+        match metrics {
+            Some(m) => m.record_duration(duration, seconds, code, panicked),
+            None => duration.record(
+                seconds,
+                &bound::duration_attributes(
+                    method,
+                    &scheme,
+                    route.as_ref().map(MatchedPath::as_str),
+                    code,
+                    panicked,
+                ),
+            ),
         }
-        if let Some(e) = error_type {
-            attrs.push(KeyValue::new("error.type", e));
-        }
-        instruments.duration.record(elapsed.as_secs_f64(), &attrs);
         response
     }
 }
@@ -671,11 +682,20 @@ where
             None
         };
         let route_str = route.as_ref().map(MatchedPath::as_str);
+        let metrics =
+            config
+                .instruments
+                .bound
+                .route(&config.instruments.active, method, &scheme, route_str);
+        let name = match &metrics {
+            Some(m) => Cow::Borrowed(&*m.span_name),
+            None => span_name(method, route_str),
+        };
         // Every value is given at creation (`None` records nothing): one
         // call into the subscriber instead of one per attribute.
         let span = tracing::info_span!(
             "HTTP request",
-            otel.name = %SpanName(method, route_str),
+            otel.name = name.as_ref(),
             otel.kind = "server",
             otel.status_code = Empty,
             http.request.method = method,
@@ -730,12 +750,9 @@ where
             scheme,
             route,
             request_id,
+            metrics,
         };
-        in_flight
-            .config
-            .instruments
-            .active
-            .add(1, &in_flight.active_attributes());
+        in_flight.add_active(1);
 
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let _enter = span.enter();
@@ -770,11 +787,7 @@ pin_project_lite::pin_project! {
             // Dropped before the response (the client went away): the
             // request is no longer active.
             if let Some(state) = this.project().in_flight.take() {
-                state
-                    .config
-                    .instruments
-                    .active
-                    .add(-1, &state.active_attributes());
+                state.add_active(-1);
             }
         }
     }

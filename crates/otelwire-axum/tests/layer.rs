@@ -264,11 +264,34 @@ async fn spans_metrics_request_ids_and_errors() {
             "url.scheme"
         ]
     );
-    assert!(
-        !collector
-            .metric_points("http.server.active_requests")
-            .is_empty()
-    );
+    // Failures are their own series, named by their error type; the
+    // unmatched request has no route.
+    let series = |route: Option<&str>, code: i64| {
+        collector
+            .metric_points("http.server.request.duration")
+            .into_iter()
+            .filter(|p| {
+                p.attributes.get_str("http.route") == route
+                    && p.attributes.get_i64("http.response.status_code") == Some(code)
+            })
+            .map(|p| p.attributes.get_str("error.type").map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(series(Some("/broken"), 503), [Some("503".to_owned())]);
+    assert_eq!(series(Some("/panic"), 500), [Some("panic".to_owned())]);
+    assert_eq!(series(Some("/missing"), 404), [None]);
+    assert_eq!(series(None, 404), [None]);
+    // Every request finished: the last point of each series says no
+    // request is active.
+    let active = collector.metric_points("http.server.active_requests");
+    assert!(!active.is_empty());
+    let mut last = std::collections::BTreeMap::new();
+    for p in &active {
+        last.insert(format!("{:?}", p.attributes), &p.value);
+    }
+    for (series, value) in last {
+        assert!(matches!(value, PointValue::Int(0)), "{series}: {value:?}");
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

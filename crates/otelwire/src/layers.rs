@@ -233,6 +233,88 @@ impl Bridge {
     }
 }
 
+/// The most fields a `tracing` callsite has (the macros' limit).
+const MAX_FIELDS: usize = 32;
+
+/// Copied fields captured per span at most (more: the bridge sees them all).
+const MAX_CAPTURED: usize = 4;
+
+/// A span field value the bridge copies onto log records.
+#[derive(Default)]
+enum Captured {
+    #[default]
+    Unset,
+    Str(String),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+impl Captured {
+    fn value(&self) -> Option<&dyn tracing::Value> {
+        match self {
+            Captured::Unset => None,
+            Captured::Str(v) => Some(v),
+            Captured::I64(v) => Some(v),
+            Captured::U64(v) => Some(v),
+            Captured::F64(v) => Some(v),
+            Captured::Bool(v) => Some(v),
+        }
+    }
+}
+
+/// Captures the copied fields of a span with their field index.
+struct Capture<'a> {
+    bridge: &'a Bridge,
+    found: [(usize, Captured); MAX_CAPTURED],
+    len: usize,
+    overflow: bool,
+}
+
+impl Capture<'_> {
+    fn set(&mut self, field: &tracing::field::Field, value: impl FnOnce() -> Captured) {
+        if !self.bridge.copies(field) {
+            return;
+        }
+        match self.found.get_mut(self.len) {
+            Some(slot) => {
+                *slot = (field.index(), value());
+                self.len += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+}
+
+impl tracing::field::Visit for Capture<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.set(field, || Captured::Str(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.set(field, || Captured::Str(value.to_owned()));
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.set(field, || Captured::I64(value));
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.set(field, || Captured::U64(value));
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.set(field, || Captured::F64(value));
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.set(field, || Captured::Bool(value));
+    }
+    fn record_error(
+        &mut self,
+        field: &tracing::field::Field,
+        value: &(dyn std::error::Error + 'static),
+    ) {
+        self.set(field, || Captured::Str(value.to_string()));
+    }
+}
+
 impl<S> Layer<S> for Bridge
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -243,12 +325,33 @@ where
         id: &tracing::span::Id,
         ctx: Context<'_, S>,
     ) {
-        // The bridge allocates and hashes every field of every span against
-        // its allow-list; most spans have none of the fields, so skip them.
+        // The bridge hashes every field of every span against its
+        // allow-list: skip spans with none of the fields, and show it only
+        // the copied fields of the others.
         let meta = attrs.metadata();
-        if !is_transport_target(meta.target()) && meta.fields().iter().any(|f| self.copies(&f)) {
-            self.inner.on_new_span(attrs, id, ctx)
+        if is_transport_target(meta.target()) || !meta.fields().iter().any(|f| self.copies(&f)) {
+            return;
         }
+        let fields = meta.fields();
+        let mut capture = Capture {
+            bridge: self,
+            found: Default::default(),
+            len: 0,
+            overflow: false,
+        };
+        attrs.record(&mut capture);
+        if capture.overflow || fields.len() > MAX_FIELDS {
+            return self.inner.on_new_span(attrs, id, ctx);
+        }
+        let mut values: [Option<&dyn tracing::Value>; MAX_FIELDS] = [None; MAX_FIELDS];
+        for (i, v) in &capture.found[..capture.len] {
+            if let Some(slot) = values.get_mut(*i) {
+                *slot = v.value();
+            }
+        }
+        let set = fields.value_set_all(&values[..fields.len()]);
+        self.inner
+            .on_new_span(&tracing::span::Attributes::new(meta, &set), id, ctx)
     }
 
     fn on_record(

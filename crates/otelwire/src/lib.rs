@@ -65,6 +65,8 @@
 //! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` | `5000`, `1000` | milliseconds between exports |
 //! | `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT` | `30000` | milliseconds (validated; the transport timeout applies) |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | `60000` | milliseconds between metric exports |
+//! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `32768` | longest string attribute value kept, in characters (the specification's default is unlimited; otelwire bounds it so that one huge value can neither fill memory nor make the collector refuse a batch); log bodies are cut too |
+//! | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the above | the same, for one signal |
 //! | `RUST_LOG` | `info` | which spans and events are recorded ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax) |
 //! | `OTELWIRE_LOG_FORMAT` | `pretty` on a terminal, else `json` | local output: `pretty`, `compact`, `json` or `none` |
 //! | `OTELWIRE_ENVIRONMENT` | — | `deployment.environment.name` |
@@ -103,6 +105,7 @@ mod format;
 mod health;
 pub mod http;
 mod layers;
+mod limits;
 mod local;
 mod metrics;
 mod pipeline;
@@ -121,7 +124,10 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 
-pub use config::{Compression, ExporterKind, LogFormat, Propagator, Protocol, Sampler, Signal};
+pub use config::{
+    Compression, DEFAULT_VALUE_LENGTH_LIMIT, ExporterKind, LogFormat, Propagator, Protocol,
+    Sampler, Signal,
+};
 pub use error::InitError;
 pub use health::{Component, ComponentHealth, Health, HealthStatus, SignalHealth};
 pub use layers::{BaseSubscriber, BoxedLayer, FilterLayer};
@@ -489,6 +495,18 @@ impl Builder {
     /// How long exports may keep failing before health says `failing`.
     pub fn health_failing_after(mut self, after: Duration) -> Self {
         self.code.failing_after = Some(after);
+        self
+    }
+
+    /// The longest string value, in characters, a span attribute, span
+    /// event attribute, log record attribute or log body keeps; longer ones
+    /// are cut (default [`DEFAULT_VALUE_LENGTH_LIMIT`], or
+    /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`
+    /// and `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT`). Set in code, it
+    /// applies to both signals and wins over the environment; 0 is an
+    /// init error.
+    pub fn attribute_value_length_limit(mut self, limit: usize) -> Self {
+        self.code.value_length_limit = [Some(limit); 2];
         self
     }
 
