@@ -85,8 +85,10 @@
 //! Fields named like secrets (see [`DEFAULT_SECRET_NAMES`], plus
 //! `OTELWIRE_REDACT_FIELDS` and [`Builder::redact_field`]) are replaced by
 //! `[REDACTED]` before the local output, the log records and the span
-//! attributes see them. Layers added with [`Builder::with_layer`] see the
-//! original values; wrap them in [`RedactLayer`] to redact them too.
+//! attributes see them. Outputs added with [`Builder::with_output`] (such as
+//! the `otelwire-files` files) see redacted values too; layers added with
+//! [`Builder::with_layer`] see the original values: wrap them in
+//! [`RedactLayer`] to redact them too.
 //!
 //! # Versions
 //!
@@ -127,8 +129,9 @@ pub use config::{
     Sampler, Signal,
 };
 pub use error::InitError;
-pub use health::{Health, HealthStatus, SignalHealth};
+pub use health::{Component, ComponentHealth, Health, HealthStatus, SignalHealth};
 pub use layers::{BaseSubscriber, BoxedLayer, FilterLayer};
+pub use local::LineFormatter;
 pub use redact::{DEFAULT_SECRET_NAMES, REDACTED, RedactLayer, Redactor};
 pub use telemetry::{HealthSource, ShutdownReport, SignalReport, Telemetry};
 
@@ -143,7 +146,6 @@ pub use tracing_opentelemetry;
 pub use tracing_subscriber;
 
 use config::{CodeSettings, EnvSource, Resolved};
-use format::LineFormat;
 use health::Pipeline;
 use local::LocalLayer;
 
@@ -196,6 +198,75 @@ pub struct Builder {
     ansi: Option<bool>,
     custom: pipeline::CustomExporters,
     log_span_fields: Vec<String>,
+    outputs: Vec<MakeOutput>,
+}
+
+type MakeOutput = Box<dyn FnOnce(&OutputContext<'_>) -> Result<Output, InitError> + Send>;
+
+/// What an output added with [`Builder::with_output`] is built from: the
+/// builder's configuration source and redactor.
+#[derive(Debug)]
+pub struct OutputContext<'a> {
+    env: &'a EnvSource,
+    redactor: &'a Redactor,
+}
+
+impl OutputContext<'_> {
+    /// A configuration variable, from the process environment or from
+    /// [`Builder::env_source`]; empty values count as unset.
+    pub fn env(&self, name: &str) -> Option<String> {
+        self.env.get(name)
+    }
+
+    /// The redactor in force (outputs are already redacted: this is for
+    /// outputs that also want to know which names are secret).
+    pub fn redactor(&self) -> &Redactor {
+        self.redactor
+    }
+}
+
+/// An output made by an add-on crate (such as `otelwire-files`) for
+/// [`Builder::with_output`]: a layer that sees events after redaction, and
+/// components whose health shows in [`Telemetry::health`] and which
+/// [`Telemetry::shutdown`] flushes.
+#[derive(Default)]
+pub struct Output {
+    layer: Option<BoxedLayer>,
+    components: Vec<Arc<dyn Component>>,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("layer", &self.layer.is_some())
+            .field("components", &self.components.len())
+            .finish()
+    }
+}
+
+impl Output {
+    /// An output that adds nothing (for an add-on that is switched off).
+    pub fn none() -> Self {
+        Output::default()
+    }
+
+    /// An output writing through `layer`.
+    pub fn layer<L>(layer: L) -> Self
+    where
+        L: Layer<BaseSubscriber> + Send + Sync + 'static,
+    {
+        Output {
+            layer: Some(Box::new(layer)),
+            components: Vec::new(),
+        }
+    }
+
+    /// Adds a component reported by [`Telemetry::health`] and flushed at
+    /// shutdown.
+    pub fn with_component(mut self, component: Arc<dyn Component>) -> Self {
+        self.components.push(component);
+        self
+    }
 }
 
 impl Default for Builder {
@@ -208,6 +279,7 @@ impl Default for Builder {
             ansi: None,
             custom: pipeline::CustomExporters::default(),
             log_span_fields: vec![REQUEST_ID_FIELD.to_owned()],
+            outputs: Vec::new(),
         }
     }
 }
@@ -461,6 +533,20 @@ impl Builder {
         self
     }
 
+    /// Adds an output made when the pipeline is built, from the builder's
+    /// configuration source: how add-on crates such as `otelwire-files`
+    /// plug in. Unlike [`with_layer`](Self::with_layer), the output's layer
+    /// sits behind redaction, next to the console output, so it never sees a
+    /// secret-named field's value; an error from `make` is the error of
+    /// [`init`](Self::init) or [`build`](Self::build).
+    pub fn with_output<F>(mut self, make: F) -> Self
+    where
+        F: FnOnce(&OutputContext<'_>) -> Result<Output, InitError> + Send + 'static,
+    {
+        self.outputs.push(Box::new(make));
+        self
+    }
+
     /// Exports spans with an exporter of your own instead of OTLP (behind the
     /// same bounded queue, redaction and accounting). Also how the benches
     /// measure otelwire's own cost, with an exporter that does nothing.
@@ -575,16 +661,25 @@ impl Builder {
                 .writer
                 .unwrap_or_else(|| BoxMakeWriter::new(std::io::stdout));
             LocalLayer::new(
-                LineFormat {
-                    format: cfg.log_format,
-                    ansi,
-                },
+                LineFormatter::with_options(cfg.log_format, ansi, providers.tracer.is_some()),
                 writer,
-                providers.tracer.is_some(),
             )
         });
+        let cx = OutputContext {
+            env: &self.env,
+            redactor: &redactor,
+        };
+        let mut outputs: Vec<BoxedLayer> = Vec::new();
+        let mut components: Vec<Arc<dyn Component>> = Vec::new();
+        for make in self.outputs {
+            let output = make(&cx)?;
+            outputs.extend(output.layer);
+            components.extend(output.components);
+        }
+        pipeline.set_components(components);
         layers.push(Box::new(RedactLayer::new(
-            Layer::<BaseSubscriber>::and_then(bridge, local),
+            Layer::<BaseSubscriber>::and_then(bridge, local)
+                .and_then((!outputs.is_empty()).then_some(outputs)),
             redactor.clone(),
         )));
         layers.extend(self.layers);
