@@ -95,6 +95,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 mod config;
 mod error;
 mod format;
