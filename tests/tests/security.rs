@@ -222,7 +222,10 @@ async fn logins_and_tokens(database_url: Option<String>) {
     event(
         &collector,
         "auth.token.issued",
-        &[("user.email", "d***@example.com")],
+        &[
+            ("user.email", "d***@example.com"),
+            ("auth.scheme", "bearer"),
+        ],
     )
     .await;
     for reason in ["missing", "unknown", "malformed"] {

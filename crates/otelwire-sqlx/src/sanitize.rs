@@ -475,6 +475,18 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_literal_survives(text in "[a-zA-Z0-9 @.'_-]{1,24}", n in 0u64..u64::MAX, f in 0.0f64..1e9) {
+            let quoted = text.replace('\'', "''");
+            let sql = format!("SELECT * FROM t WHERE a = '{quoted}' AND b = {n} OR c > {f}");
+            proptest::prop_assert_eq!(
+                sanitize(&sql),
+                "SELECT * FROM t WHERE a = ? AND b = ? OR c > ?"
+            );
+        }
+    }
+
     #[test]
     fn operation_and_collection_are_read() {
         let oc = |sql: &str| {

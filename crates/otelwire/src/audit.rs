@@ -36,7 +36,7 @@
 //! |---|---|---|---|
 //! | `auth.login` | security | INFO on success, WARN on failure | user, `client.address`, `auth.outcome` (`success`, `failure`), `auth.reason` |
 //! | `auth.logout` | security | INFO | user, `client.address` |
-//! | `auth.token.issued` | security | INFO | user, `auth.token.kind` |
+//! | `auth.token.issued` | security | INFO | user, `auth.scheme` (`bearer`, …) |
 //! | `auth.token.rejected` | security | WARN | `client.address`, `auth.reason` (`missing`, `malformed`, `expired`, `revoked`, `unknown`) |
 //! | `auth.password.changed` | security | INFO | user, `client.address` |
 //! | `auth.permission.denied` | security | WARN | user, `auth.action`, `auth.resource` |
@@ -518,6 +518,8 @@ impl Auditor {
     }
 
     /// A token was issued (`kind`: `bearer`, `refresh`, …; never the token).
+    /// The field is `auth.scheme`: a field named like `token` would itself
+    /// be redacted.
     pub fn token_issued(&self, user: User<'_>, kind: &'static str) {
         let u = self.show(user);
         emit!(
@@ -527,7 +529,7 @@ impl Auditor {
             user.id = u.id.as_deref(),
             user.email = u.email.as_deref(),
             user.hash = u.hash.as_deref(),
-            auth.token.kind = kind,
+            auth.scheme = kind,
             "{kind} token issued"
         );
     }

@@ -389,7 +389,9 @@ fn summarize(collector: &Collector) -> bool {
             .or_else(|| l.attributes.get_str("auth.outcome"))
             .map(|d| format!("{{{d}}}"))
             .unwrap_or_default();
-        *security.entry(format!("{}{detail}", l.event_name)).or_default() += 1;
+        *security
+            .entry(format!("{}{detail}", l.event_name))
+            .or_default() += 1;
     }
     if !security.is_empty() {
         let example = logs
