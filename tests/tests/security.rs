@@ -250,13 +250,12 @@ async fn logins_and_tokens(database_url: Option<String>) {
     );
     assert_eq!(denied.attributes.get_str("auth.resource"), Some("/orders"));
     // The event is in the trace of the request that caused it.
+    let trace = denied.trace_id.clone().unwrap();
     let server = collector
-        .spans()
-        .into_iter()
-        .find(|s| {
-            s.trace_id.as_str() == denied.trace_id.as_deref().unwrap() && s.name == "POST /orders"
-        })
-        .expect("the refused request's server span");
+        .wait_for_spans(1, |s| s.trace_id == trace && s.name == "POST /orders", WAIT)
+        .await
+        .expect("the refused request's server span")
+        .remove(0);
     assert_eq!(
         server.attributes.get_i64("http.response.status_code"),
         Some(403)
