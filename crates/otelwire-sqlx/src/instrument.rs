@@ -232,7 +232,14 @@ impl Call<'_> {
                             span.record(DB_RESPONSE_STATUS_CODE, code.as_str());
                         }
                         span.record("otel.status_code", "ERROR");
-                        span.record("otel.status_description", e.to_string().as_str());
+                        // A database's message can quote the offending value
+                        // (`invalid input syntax for type integer: "…"`): only
+                        // with the full query text are values shown.
+                        let description = match shared.settings.query_text {
+                            QueryText::Full => e.to_string(),
+                            _ => format!("{} error {kind}", shared.system),
+                        };
+                        span.record("otel.status_description", description.as_str());
                     }
                     if let Some(code) = code {
                         attributes.push(KeyValue::new(DB_RESPONSE_STATUS_CODE, code));

@@ -58,8 +58,10 @@
 //! `db.query.text`, `db.response.returned_rows`, `server.address` and
 //! `server.port` (PostgreSQL), and on failure `error.type` (the database's
 //! error code, such as `23505`, else the kind of error such as
-//! `pool_timed_out`), `db.response.status_code` and an error status.
-//! Errors are recorded and returned unchanged.
+//! `pool_timed_out`), `db.response.status_code` and an error status
+//! described as `{db.system.name} error {error.type}` (the database's own
+//! message can quote values, so it is shown only with the `full` query
+//! text). Errors are recorded and returned unchanged.
 //!
 //! A query taking at least the slow-query threshold logs one WARN event
 //! inside its span, with `db.query.text` (always sanitised), `duration_ms`

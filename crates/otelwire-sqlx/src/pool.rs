@@ -1,7 +1,7 @@
 //! A sqlx pool whose queries are instrumented, and its gauges.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_core::future::BoxFuture;
@@ -48,7 +48,9 @@ const DURATION_BOUNDARIES: [f64; 14] = [
 ///
 /// Cloning is cheap (the pool and the instrumentation are shared).
 pub struct InstrumentedPool<DB: Database> {
-    pool: Pool<DB>,
+    /// Shared by the clones; the gauges hold it weakly, so that dropping
+    /// every clone lets the pool go.
+    pool: Arc<Pool<DB>>,
     shared: Arc<Shared>,
 }
 
@@ -152,7 +154,7 @@ where
         'p: 'e,
         E: 'q + Execute<'q, DB>,
     {
-        self.on(&self.pool).fetch_many(query)
+        self.on(&*self.pool).fetch_many(query)
     }
 
     fn fetch_optional<'e, 'q: 'e, E>(
@@ -163,7 +165,7 @@ where
         'p: 'e,
         E: 'q + Execute<'q, DB>,
     {
-        self.on(&self.pool).fetch_optional(query)
+        self.on(&*self.pool).fetch_optional(query)
     }
 
     fn prepare_with<'e>(
@@ -174,7 +176,7 @@ where
     where
         'p: 'e,
     {
-        (&self.pool).prepare_with(sql, parameters)
+        (&*self.pool).prepare_with(sql, parameters)
     }
 
     #[cfg(feature = "offline")]
@@ -185,7 +187,7 @@ where
     where
         'p: 'e,
     {
-        (&self.pool).describe(sql)
+        (&*self.pool).describe(sql)
     }
 }
 
@@ -278,9 +280,10 @@ impl<DB: DbSystem> Builder<DB> {
             .pool_name
             .or_else(|| target.namespace.clone())
             .unwrap_or_else(|| DB::SYSTEM_NAME.to_owned());
-        register_gauges(&meter, &self.pool, pool_name);
+        let pool = Arc::new(self.pool);
+        register_gauges(&meter, &pool, pool_name);
         Ok(InstrumentedPool {
-            pool: self.pool,
+            pool,
             shared: Arc::new(Shared::new(DB::SYSTEM_NAME, target, settings, duration)),
         })
     }
@@ -290,7 +293,7 @@ impl<DB: DbSystem> Builder<DB> {
 /// and `db.client.connection.idle.min`, read from the pool at each export.
 /// sqlx does not tell how many tasks wait for a connection, so
 /// `db.client.connection.pending_requests` is not reported.
-fn register_gauges<DB: Database>(meter: &Meter, pool: &Pool<DB>, name: String) {
+fn register_gauges<DB: Database>(meter: &Meter, pool: &Arc<Pool<DB>>, name: String) {
     let weak = PoolRef::new(pool);
     let name_kv = KeyValue::new(DB_CLIENT_CONNECTION_POOL_NAME, name);
     {
@@ -343,10 +346,9 @@ fn register_gauges<DB: Database>(meter: &Meter, pool: &Pool<DB>, name: String) {
         .build();
 }
 
-/// A pool seen from a metrics callback: sqlx's `Pool` is an `Arc` inside
-/// but offers no weak handle, so the callbacks keep a clone and stop
-/// reporting once the pool is closed.
-struct PoolRef<DB: Database>(Pool<DB>);
+/// A pool seen from a metrics callback: reports nothing once every
+/// [`InstrumentedPool`] clone is gone or the pool is closed.
+struct PoolRef<DB: Database>(Weak<Pool<DB>>);
 
 impl<DB: Database> Clone for PoolRef<DB> {
     fn clone(&self) -> Self {
@@ -355,19 +357,26 @@ impl<DB: Database> Clone for PoolRef<DB> {
 }
 
 impl<DB: Database> PoolRef<DB> {
-    fn new(pool: &Pool<DB>) -> Self {
-        PoolRef(pool.clone())
+    fn new(pool: &Arc<Pool<DB>>) -> Self {
+        PoolRef(Arc::downgrade(pool))
+    }
+
+    fn open(&self) -> Option<Arc<Pool<DB>>> {
+        self.0.upgrade().filter(|p| !p.is_closed())
     }
 
     fn sizes(&self) -> Option<(i64, i64)> {
-        (!self.0.is_closed()).then(|| (i64::from(self.0.size()), self.0.num_idle() as i64))
+        self.open()
+            .map(|p| (i64::from(p.size()), p.num_idle() as i64))
     }
 
     fn max(&self) -> Option<i64> {
-        (!self.0.is_closed()).then(|| i64::from(self.0.options().get_max_connections()))
+        self.open()
+            .map(|p| i64::from(p.options().get_max_connections()))
     }
 
     fn min(&self) -> Option<i64> {
-        (!self.0.is_closed()).then(|| i64::from(self.0.options().get_min_connections()))
+        self.open()
+            .map(|p| i64::from(p.options().get_min_connections()))
     }
 }

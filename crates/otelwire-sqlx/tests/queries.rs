@@ -190,6 +190,9 @@ where
         failed.attributes.get_str("db.response.status_code"),
         Some(error_type)
     );
+    // The database's message can quote values: not shown unless the query
+    // text is shown in full.
+    assert_eq!(failed.status.message, format!("{system} error {error_type}"));
 
     // The duration histogram, by operation and table, errors apart.
     let t2 = t.clone();
