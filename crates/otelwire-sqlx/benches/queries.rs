@@ -90,6 +90,8 @@ fn queries(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    // The pools start their maintenance tasks on the current runtime.
+    let _runtime = rt.enter();
     let plain = pool();
     let instrumented = InstrumentedPool::builder(pool())
         .env_source(|_| None)
