@@ -7,6 +7,10 @@
 //! ```text
 //! cargo bench -p otelwire-sqlx --bench queries
 //! ```
+//!
+//! Time on a shared machine drifts; instructions do not. For instruction
+//! counts, run one variant n times under callgrind (see [`count`]) and
+//! take the difference between two counts per extra query.
 
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
@@ -14,7 +18,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use otelwire::opentelemetry_sdk::error::OTelSdkResult;
 use otelwire::opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use otelwire::opentelemetry_sdk::metrics::Temporality;
@@ -83,73 +87,104 @@ fn pool() -> sqlx::SqlitePool {
         .connect_lazy_with(options)
 }
 
+/// The runtime, the pipeline and both pools, each with the table.
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    telemetry: Telemetry,
+    plain: sqlx::SqlitePool,
+    instrumented: InstrumentedPool<sqlx::Sqlite>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let telemetry = telemetry();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        // The pools start their maintenance tasks on the current runtime.
+        let (plain, instrumented) = {
+            let _runtime = rt.enter();
+            let plain = pool();
+            let instrumented = InstrumentedPool::builder(pool())
+                .env_source(|_| None)
+                .meter(telemetry.meter("otelwire-sqlx"))
+                .build()
+                .expect("default settings");
+            (plain, instrumented)
+        };
+        rt.block_on(async {
+            for p in [&plain, instrumented.pool()] {
+                sqlx::query("CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT, qty INTEGER)")
+                    .execute(p)
+                    .await
+                    .expect("the table is created");
+            }
+        });
+        Setup {
+            rt,
+            telemetry,
+            plain,
+            instrumented,
+        }
+    }
+}
+
+async fn select_1<'c, E: sqlx::Executor<'c, Database = sqlx::Sqlite>>(db: E) -> i32 {
+    sqlx::query_scalar("SELECT 1")
+        .fetch_one(db)
+        .await
+        .expect("SELECT 1")
+}
+
+async fn insert<'c, E: sqlx::Executor<'c, Database = sqlx::Sqlite>>(db: E) -> u64 {
+    sqlx::query("INSERT INTO items (sku, qty) VALUES ($1, $2)")
+        .bind("widget")
+        .bind(black_box(3_i64))
+        .execute(db)
+        .await
+        .expect("insert")
+        .rows_affected()
+}
+
 fn queries(c: &mut Criterion) {
-    let telemetry = telemetry();
-    let _default = tracing::dispatcher::set_default(telemetry.dispatch());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    // The pools start their maintenance tasks on the current runtime.
-    let _runtime = rt.enter();
-    let plain = pool();
-    let instrumented = InstrumentedPool::builder(pool())
-        .env_source(|_| None)
-        .meter(telemetry.meter("otelwire-sqlx"))
-        .build()
-        .expect("default settings");
-    rt.block_on(async {
-        for p in [&plain, instrumented.pool()] {
-            sqlx::query("CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT, qty INTEGER)")
-                .execute(p)
-                .await
-                .expect("the table is created");
+    let s = Setup::new();
+    let _default = tracing::dispatcher::set_default(s.telemetry.dispatch());
+    let (plain, instrumented) = (&s.plain, &s.instrumented);
+    let mut group = c.benchmark_group("select_1");
+    group.bench_function("plain", |b| b.to_async(&s.rt).iter(|| select_1(plain)));
+    group.bench_function("instrumented", |b| {
+        b.to_async(&s.rt).iter(|| select_1(instrumented))
+    });
+    group.finish();
+    let mut group = c.benchmark_group("insert");
+    group.bench_function("plain", |b| b.to_async(&s.rt).iter(|| insert(plain)));
+    group.bench_function("instrumented", |b| {
+        b.to_async(&s.rt).iter(|| insert(instrumented))
+    });
+    group.finish();
+}
+
+/// `OTELWIRE_SQLX_BENCH_COUNT=<select_1|insert>/<plain|instrumented>:<n>`
+/// runs that query n times and nothing else, for instruction counts under
+/// `valgrind --tool=callgrind` (which, unlike time, other work on the
+/// machine does not change).
+fn count(spec: &str) {
+    let (what, n) = spec.split_once(':').expect("<bench>/<variant>:<n>");
+    let n: u64 = n.parse().expect("a count");
+    let s = Setup::new();
+    let _default = tracing::dispatcher::set_default(s.telemetry.dispatch());
+    s.rt.block_on(async {
+        for _ in 0..n {
+            match what {
+                "select_1/plain" => drop(select_1(&s.plain).await),
+                "select_1/instrumented" => drop(select_1(&s.instrumented).await),
+                "insert/plain" => drop(insert(&s.plain).await),
+                "insert/instrumented" => drop(insert(&s.instrumented).await),
+                other => panic!("unknown bench {other}"),
+            }
         }
     });
-
-    let mut select = c.benchmark_group("select_1");
-    select.bench_function("plain", |b| {
-        b.to_async(&rt).iter(|| async {
-            let n: i32 = sqlx::query_scalar("SELECT 1")
-                .fetch_one(&plain)
-                .await
-                .expect("SELECT 1");
-            black_box(n)
-        })
-    });
-    select.bench_function("instrumented", |b| {
-        b.to_async(&rt).iter(|| async {
-            let n: i32 = sqlx::query_scalar("SELECT 1")
-                .fetch_one(&instrumented)
-                .await
-                .expect("SELECT 1");
-            black_box(n)
-        })
-    });
-    select.finish();
-
-    let mut insert = c.benchmark_group("insert");
-    insert.bench_function("plain", |b| {
-        b.to_async(&rt).iter(|| async {
-            sqlx::query("INSERT INTO items (sku, qty) VALUES ($1, $2)")
-                .bind("widget")
-                .bind(black_box(3_i64))
-                .execute(&plain)
-                .await
-                .expect("insert")
-        })
-    });
-    insert.bench_function("instrumented", |b| {
-        b.to_async(&rt).iter(|| async {
-            sqlx::query("INSERT INTO items (sku, qty) VALUES ($1, $2)")
-                .bind("widget")
-                .bind(black_box(3_i64))
-                .execute(&instrumented)
-                .await
-                .expect("insert")
-        })
-    });
-    insert.finish();
 }
 
 criterion_group! {
@@ -159,4 +194,13 @@ criterion_group! {
         .measurement_time(Duration::from_secs(4));
     targets = queries
 }
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("OTELWIRE_SQLX_BENCH_COUNT") {
+        Ok(spec) => count(&spec),
+        Err(_) => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}

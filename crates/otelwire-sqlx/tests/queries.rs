@@ -192,7 +192,10 @@ where
     );
     // The database's message can quote values: not shown unless the query
     // text is shown in full.
-    assert_eq!(failed.status.message, format!("{system} error {error_type}"));
+    assert_eq!(
+        failed.status.message,
+        format!("{system} error {error_type}")
+    );
 
     // The duration histogram, by operation and table, errors apart.
     let t2 = t.clone();
