@@ -334,7 +334,11 @@ async fn fresh_postgres_database() -> Option<String> {
             return None;
         }
     };
-    let admin = match sqlx::PgPool::connect(&url).await {
+    let admin = match sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+    {
         Ok(p) => p,
         Err(e) if required => {
             panic!("PostgreSQL at OTELWIRE_TEST_POSTGRES_URL is unreachable: {e}")

@@ -442,7 +442,11 @@ async fn postgres_url() -> Option<String> {
             return None;
         }
     };
-    match sqlx::PgPool::connect(&url).await {
+    match sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+    {
         Ok(pool) => {
             pool.close().await;
             Some(url)
