@@ -44,7 +44,6 @@ pub(crate) fn run(
 
 /// Logs in to orders-api at `base` as the demo user who may order; returns
 /// the bearer token.
-#[allow(dead_code)] // not every test file logs in
 pub(crate) async fn demo_token(client: &reqwest::Client, base: &str) -> String {
     let (email, password, _) = orders_api::DEMO_USERS[0];
     let r = client
