@@ -1,4 +1,5 @@
-//! The example services together: one trace crosses both.
+//! The example services together: one trace crosses both, and the
+//! database queries of a request are spans inside it.
 
 use std::time::Duration;
 
@@ -26,17 +27,19 @@ fn pipeline(name: &str, collector: &Collector) -> Telemetry {
 #[tokio::test]
 async fn one_trace_crosses_both_services() {
     let collector = Collector::start().unwrap();
-    let (inv_addr, stop_inventory) = run(pipeline("inventory", &collector), |t| {
+    let (inv_addr, stop_inventory) = run(pipeline("inventory", &collector), async |t| {
         inventory::router(t, inventory::Config::default())
     });
     let url = format!("http://{inv_addr}");
-    let (ord_addr, stop_orders) = run(pipeline("orders-api", &collector), move |t| {
-        orders_api::router(t, &url)
+    let (ord_addr, stop_orders) = run(pipeline("orders-api", &collector), async move |t| {
+        orders_api::app(t, &url, None).await.unwrap()
     });
 
     let client = reqwest::Client::new();
+    let token = common::demo_token(&client, &format!("http://{ord_addr}")).await;
     let created = client
         .post(format!("http://{ord_addr}/orders"))
+        .bearer_auth(&token)
         .json(&serde_json::json!({"sku": "widget", "quantity": 2}))
         .send()
         .await
@@ -59,6 +62,7 @@ async fn one_trace_crosses_both_services() {
     assert_eq!(fetched.status().as_u16(), 200);
     let unknown = client
         .post(format!("http://{ord_addr}/orders"))
+        .bearer_auth(&token)
         .json(&serde_json::json!({"sku": "unicorn", "quantity": 1}))
         .send()
         .await
@@ -83,8 +87,12 @@ async fn one_trace_crosses_both_services() {
     assert_eq!(server.kind, SpanKind::Server);
     let client_span = spans
         .iter()
-        .find(|s| s.trace_id == server.trace_id && s.kind == SpanKind::Client)
-        .expect("orders-api client span in the same trace");
+        .find(|s| {
+            s.trace_id == server.trace_id
+                && s.kind == SpanKind::Client
+                && s.attributes.contains_key("http.request.method")
+        })
+        .expect("orders-api HTTP client span in the same trace");
     assert_eq!(service(client_span), "orders-api");
     assert_eq!(client_span.name, "GET /items/{sku}");
     let remote = spans
@@ -100,6 +108,33 @@ async fn one_trace_crosses_both_services() {
     assert_eq!(
         client_span.parent_span_id.as_deref(),
         Some(server.span_id.as_str())
+    );
+
+    // The request's queries are client spans under its server span: the
+    // token look-up and the order's insert, in SQLite.
+    let queries: Vec<&otelwire_test::Span> = spans
+        .iter()
+        .filter(|s| {
+            s.trace_id == server.trace_id
+                && s.attributes.get_str("db.system.name") == Some("sqlite")
+        })
+        .collect();
+    let names: Vec<&str> = queries.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"SELECT"),
+        "the token look-up (a join): {names:?}"
+    );
+    assert!(names.contains(&"INSERT orders"), "{names:?}");
+    for q in &queries {
+        assert_eq!(q.kind, SpanKind::Client);
+        assert_eq!(q.parent_span_id.as_deref(), Some(server.span_id.as_str()));
+    }
+    let insert = queries.iter().find(|s| s.name == "INSERT orders").unwrap();
+    assert_eq!(
+        insert.attributes.get_str("db.query.text"),
+        Some(
+            "INSERT INTO orders (user_id, sku, quantity, status) VALUES ($1, $2, $3, $4) RETURNING id"
+        )
     );
 
     // Every log record of that request carries its trace and its request id.

@@ -2667,20 +2667,22 @@ async fn emitted_metrics() -> Vec<MetricPoint> {
         failing_skus: vec!["gizmo".into()],
         ..Default::default()
     };
-    let (inv, stop_inventory) = run(pipeline("inventory", &collector), move |t| {
+    let (inv, stop_inventory) = run(pipeline("inventory", &collector), async move |t| {
         inventory::router(t, failing)
     });
     let inventory_url = format!("http://{inv}");
     let url = inventory_url.clone();
-    let (ord, stop_orders) = run(pipeline("orders-api", &collector), move |t| {
-        orders_api::router(t, &url)
+    let (ord, stop_orders) = run(pipeline("orders-api", &collector), async move |t| {
+        orders_api::app(t, &url, None).await.unwrap()
     });
 
     let client = reqwest::Client::new();
+    let token = common::demo_token(&client, &format!("http://{ord}")).await;
     let mut statuses = Vec::new();
     for sku in ["widget", "unicorn", "gizmo"] {
         let r = client
             .post(format!("http://{ord}/orders"))
+            .bearer_auth(&token)
             .json(&serde_json::json!({"sku": sku, "quantity": 1}))
             .send()
             .await

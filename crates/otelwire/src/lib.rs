@@ -74,6 +74,9 @@
 //! | `OTELWIRE_SHUTDOWN_TIMEOUT` | `5000` | milliseconds [`Telemetry::shutdown`] may take |
 //! | `OTELWIRE_PROCESS_METRICS` | `true` | record the process metrics |
 //! | `OTELWIRE_HEALTH_FAILING_AFTER` | `60000` | milliseconds of failed exports before health says `failing` instead of `degraded` |
+//! | `OTELWIRE_AUDIT_EMAIL` | `mask` | e-mail addresses in [`audit`] events: `mask` (`j***@example.com`) or `hmac` (keyed pseudonym) |
+//! | `OTELWIRE_AUDIT_HMAC_KEY` | — | the pseudonymisation key for `hmac`, at least 16 bytes (never printed) |
+//! | `OTELWIRE_AUDIT_CLIENT_ADDRESS` | `truncate` | client addresses in [`audit`] events: `keep`, `truncate` (IPv4 /24, IPv6 /48) or `drop` |
 //!
 //! Unless `RUST_LOG` names them, the transport crates (`h2`, `hyper`,
 //! `tonic`, `tower`, `reqwest`, `rustls`) are limited to `warn` and the
@@ -90,6 +93,13 @@
 //! [`Builder::with_layer`] see the original values: wrap them in
 //! [`RedactLayer`] to redact them too.
 //!
+//! # Audit and security events
+//!
+//! [`audit::Auditor`] emits typed, masked audit and security events (a
+//! login attempt, a rejected token, a denied permission, a configuration
+//! change, …) as log records with an event name and an `event.category`,
+//! apart from application logs.
+//!
 //! # Versions
 //!
 //! otelwire re-exports the OpenTelemetry crates it was built with
@@ -99,6 +109,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 mod config;
 mod error;
 mod format;

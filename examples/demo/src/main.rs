@@ -3,12 +3,16 @@
 //! With no collector configured, an `otelwire-test` collector runs
 //! in-process as the embedded default. The demo starts `inventory`,
 //! `orders-api` and the `health-checker` worker pointed at both (each with
-//! its own telemetry pipeline and service name), drives traffic for about
-//! ten seconds (`DEMO_DURATION_SECS`) — orders that succeed, an unknown item
-//! (404), a slow lookup, a failing one — asks the health-checker for its
-//! `/health`, then prints what the collector received: per service the
-//! spans, log records and metric series, one trace as an indented tree
-//! crossing both services, and one health-checker run as a tree.
+//! its own telemetry pipeline and service name), logs in to orders-api as
+//! the demo user (`demo@example.com` / `demo-password`, demo only) and
+//! drives traffic for about ten seconds (`DEMO_DURATION_SECS`) — orders
+//! that succeed, an unknown item (404), a slow lookup, a failing one, an
+//! order without a token (401) and one by a user who may not order (403) —
+//! asks the health-checker for its `/health`, then prints what the
+//! collector received: per service the spans, log records and metric
+//! series, the security events, one trace as an indented tree crossing both
+//! services (with its database queries), and one health-checker run as a
+//! tree. orders-api keeps its orders in an in-memory SQLite database.
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, telemetry goes there instead (for
 //! example the compose stack's collector) and nothing is printed about it.
@@ -52,7 +56,7 @@ fn telemetry(
 fn start(
     name: &'static str,
     telemetry: Telemetry,
-    router: impl FnOnce(&Telemetry) -> axum::Router + Send + 'static,
+    router: impl AsyncFnOnce(&Telemetry) -> Result<axum::Router, String> + Send + 'static,
 ) -> std::io::Result<Service> {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -73,9 +77,15 @@ fn start(
                         return;
                     }
                 };
+                let router = match router(&telemetry).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(std::io::Error::other(e)));
+                        return;
+                    }
+                };
                 let _ = addr_tx.send(listener.local_addr());
-                let router = router(&telemetry);
-                let _ = inventory::serve(listener, router, async {
+                let _ = orders_api::serve(listener, router, async {
                     let _ = stop_rx.await;
                 })
                 .await;
@@ -152,7 +162,9 @@ async fn main() -> ExitCode {
         failing_skus: vec!["gizmo".into()],
         ..Default::default()
     };
-    let inventory = match start("inventory", inv_t, move |t| inventory::router(t, config)) {
+    let inventory = match start("inventory", inv_t, async move |t| {
+        Ok(inventory::router(t, config))
+    }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("demo: cannot start inventory: {e}");
@@ -161,8 +173,10 @@ async fn main() -> ExitCode {
     };
     let inventory_url = format!("http://{}", inventory.addr);
     let orders_inventory_url = inventory_url.clone();
-    let orders = match start("orders-api", ord_t, move |t| {
-        orders_api::router(t, &orders_inventory_url)
+    let orders = match start("orders-api", ord_t, async move |t| {
+        orders_api::app(t, &orders_inventory_url, None)
+            .await
+            .map_err(|e| e.to_string())
     }) {
         Ok(s) => s,
         Err(e) => {
@@ -171,9 +185,9 @@ async fn main() -> ExitCode {
         }
     };
     let checks = demo_checks(&format!("http://{}", orders.addr), &inventory_url);
-    let checker = match start("health-checker", hc_t, move |t| {
+    let checker = match start("health-checker", hc_t, async move |t| {
         let handle = health_checker::spawn(t, checks);
-        health_checker::router(t, &handle)
+        Ok(health_checker::router(t, &handle))
     }) {
         Ok(s) => s,
         Err(e) => {
@@ -186,11 +200,15 @@ async fn main() -> ExitCode {
         inventory.addr, orders.addr, checker.addr
     );
 
-    drive(
+    if let Err(e) = drive(
         &format!("http://{}", orders.addr),
         Duration::from_secs(seconds),
     )
-    .await;
+    .await
+    {
+        eprintln!("demo: {e}");
+        return ExitCode::FAILURE;
+    }
     show_health(&format!("http://{}/health", checker.addr)).await;
 
     let mut reports = Vec::new();
@@ -256,28 +274,52 @@ async fn show_health(url: &str) {
     }
 }
 
+/// Logs in; the bearer token for the orders.
+async fn login(client: &reqwest::Client, base: &str, user: usize) -> Result<String, String> {
+    let (email, password, _) = orders_api::DEMO_USERS[user];
+    let r = client
+        .post(format!("{base}/login"))
+        .json(&serde_json::json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .map_err(|e| format!("cannot log in: {e}"))?;
+    let status = r.status().as_u16();
+    let token: orders_api::Token = r
+        .json()
+        .await
+        .map_err(|e| format!("POST /login as {email} -> {status}: {e}"))?;
+    println!("  POST /login  {email:<20} -> {status} (a bearer token)");
+    Ok(token.token)
+}
+
 /// The traffic: mostly good orders, and each kind of trouble now and then.
-async fn drive(base: &str, duration: Duration) {
+async fn drive(base: &str, duration: Duration) -> Result<(), String> {
     let client = reqwest::Client::new();
+    let token = login(&client, base, 0).await?;
+    let viewer = login(&client, base, 1).await?;
     let deadline = Instant::now() + duration;
-    let script: [(&str, u32, &str); 6] = [
-        ("widget", 1, "an order"),
-        ("gadget", 2, "an order"),
-        ("unicorn", 1, "an unknown item (404)"),
-        ("anvil", 1, "a slow stock lookup"),
-        ("gizmo", 1, "a failing stock lookup (502)"),
-        ("gadget", 500, "more than in stock (409)"),
+    let script: [(&str, u32, Option<&str>, &str); 8] = [
+        ("widget", 1, Some(&token), "an order"),
+        ("widget", 1, None, "no token (401)"),
+        ("gadget", 2, Some(&token), "an order"),
+        ("widget", 1, Some(&viewer), "a user who may not order (403)"),
+        ("unicorn", 1, Some(&token), "an unknown item (404)"),
+        ("anvil", 1, Some(&token), "a slow stock lookup"),
+        ("gizmo", 1, Some(&token), "a failing stock lookup (502)"),
+        ("gadget", 500, Some(&token), "more than in stock (409)"),
     ];
     let mut i = 0usize;
     while Instant::now() < deadline {
-        let (sku, quantity, what) = script[i % script.len()];
+        let (sku, quantity, bearer, what) = script[i % script.len()];
         i += 1;
         let started = Instant::now();
-        let result = client
+        let mut request = client
             .post(format!("{base}/orders"))
-            .json(&serde_json::json!({ "sku": sku, "quantity": quantity }))
-            .send()
-            .await;
+            .json(&serde_json::json!({ "sku": sku, "quantity": quantity }));
+        if let Some(t) = bearer {
+            request = request.bearer_auth(t);
+        }
+        let result = request.send().await;
         let took = started.elapsed().as_millis();
         match result {
             Ok(r) => {
@@ -294,6 +336,7 @@ async fn drive(base: &str, duration: Duration) {
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
+    Ok(())
 }
 
 /// Prints what arrived; false when the cross-service trace is missing.
@@ -332,6 +375,39 @@ fn summarize(collector: &Collector) -> bool {
         for s in series.iter().filter(|s| !s.starts_with("process.")) {
             println!("      {s}");
         }
+    }
+
+    // The security events (masked), by name and outcome.
+    let mut security: BTreeMap<String, usize> = BTreeMap::new();
+    for l in logs
+        .iter()
+        .filter(|l| l.attributes.get_str("event.category") == Some("security"))
+    {
+        let detail = l
+            .attributes
+            .get_str("auth.reason")
+            .or_else(|| l.attributes.get_str("auth.outcome"))
+            .map(|d| format!("{{{d}}}"))
+            .unwrap_or_default();
+        *security
+            .entry(format!("{}{detail}", l.event_name))
+            .or_default() += 1;
+    }
+    if !security.is_empty() {
+        let example = logs
+            .iter()
+            .filter(|l| l.event_name == "auth.permission.denied")
+            .find_map(|l| l.attributes.get_str("user.email"))
+            .map(|u| format!("; a refused order names its user as {u}"))
+            .unwrap_or_default();
+        println!(
+            "\nSecurity events: {}{example}",
+            security
+                .iter()
+                .map(|(k, n)| format!("{k} x{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 
     // The slowest order that reached inventory: the most interesting trace.

@@ -22,9 +22,27 @@ fn the_demo_runs_and_prints_a_trace_across_both_services_and_a_health_check_run(
     assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
 
     // Traffic of every kind was driven.
-    for expected in ["-> 201", "-> 404", "-> 502", "-> 409"] {
+    for expected in ["-> 201", "-> 404", "-> 502", "-> 409", "-> 401", "-> 403"] {
         assert!(stdout.contains(expected), "no {expected} in:\n{stdout}");
     }
+    // It logged in first, and the security events arrived, masked.
+    assert!(
+        stdout.contains("POST /login  demo@example.com     -> 200"),
+        "{stdout}"
+    );
+    let security = stdout
+        .lines()
+        .find(|l| l.starts_with("Security events: "))
+        .unwrap_or_else(|| panic!("no security events in:\n{stdout}"));
+    for event in [
+        "auth.login{success} x2",
+        "auth.token.rejected{missing}",
+        "auth.permission.denied",
+        "v***@example.com",
+    ] {
+        assert!(security.contains(event), "{security}");
+    }
+    assert!(!stdout.contains("demo-password"), "{stdout}");
     // Per-service summary.
     assert!(stdout.contains("  inventory: "), "{stdout}");
     assert!(stdout.contains("  orders-api: "), "{stdout}");

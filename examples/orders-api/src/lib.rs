@@ -1,25 +1,41 @@
-//! The orders service: `POST /orders` with `{"sku": "...", "quantity": N}`
+//! The orders service. Users log in with `POST /login` (`{"email": "...",
+//! "password": "..."}` → `{"token": "..."}`, or 401); `POST /orders` with
+//! `Authorization: Bearer <token>` and `{"sku": "...", "quantity": N}`
 //! checks the stock by calling the inventory service (through
-//! `otelwire-reqwest`, so the trace continues there) and answers 201 with
-//! the order; `GET /orders/{id}` returns it.
+//! `otelwire-reqwest`, so the trace continues there), stores the order in
+//! the database and answers 201 with it (401 without a valid token, 403 for
+//! a user who may not order); `GET /orders/{id}` returns an order.
 //!
-//! The binary (`cargo run -p orders-api`) reads `PORT` and `INVENTORY_URL`;
-//! the demo runs the same [`router`] in-process.
+//! Orders and users live in a database through `otelwire-sqlx` (so every
+//! query is a span under the request's span): SQLite in memory by default,
+//! or what `DATABASE_URL` names (`sqlite:orders.db?mode=rwc`,
+//! `postgres://user@host/db`). Logins, rejected tokens and refused orders
+//! are audit/security events (`otelwire::audit`). Demo users (demo only):
+//! `demo@example.com` / `demo-password` may order, `viewer@example.com` /
+//! `viewer-password` may not.
+//!
+//! The binary (`cargo run -p orders-api`) reads `PORT`, `INVENTORY_URL` and
+//! `DATABASE_URL`; the demo runs the same [`app`] in-process.
 
-use std::collections::HashMap;
+pub mod auth;
+pub mod db;
+
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use otelwire::audit::{Auditor, User};
 use otelwire::opentelemetry::KeyValue;
 use otelwire::opentelemetry::metrics::Counter;
-use tokio::sync::RwLock;
 use tracing::{info, warn};
 
+pub use auth::Credentials;
+pub use db::{DEMO_USERS, Db, DbError};
 pub use inventory::shutdown_signal;
 
 /// An order as the API returns it.
@@ -44,17 +60,54 @@ pub struct NewOrder {
     pub quantity: u32,
 }
 
+/// The body `POST /login` answers with.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Token {
+    /// The bearer token for `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
 struct AppState {
     inventory_url: String,
     client: reqwest_middleware::ClientWithMiddleware,
-    orders: RwLock<HashMap<u64, Order>>,
-    next_id: AtomicU64,
+    db: Db,
+    audit: Auditor,
     placed: Counter<u64>,
 }
 
-/// The service's routes, traced by `otelwire-axum`, plus `/health/telemetry`.
-/// `inventory_url` is the inventory service's base URL.
-pub fn router(telemetry: &otelwire::Telemetry, inventory_url: &str) -> axum::Router {
+/// Could not start: the database, or the audit masking policy.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// An `OTELWIRE_AUDIT_*` variable is wrong.
+    #[error(transparent)]
+    Audit(#[from] otelwire::InitError),
+}
+
+/// Opens the database (`database_url`, else an in-memory SQLite database),
+/// migrates and seeds it, and returns the service's routes.
+pub async fn app(
+    telemetry: &otelwire::Telemetry,
+    inventory_url: &str,
+    database_url: Option<&str>,
+) -> Result<axum::Router, StartError> {
+    let db = Db::open(telemetry, database_url).await?;
+    let audit =
+        Auditor::from_env(&telemetry.meter("orders-api"))?.redactor(telemetry.redactor().clone());
+    Ok(router(telemetry, inventory_url, db, audit))
+}
+
+/// The service's routes on an open database, traced by `otelwire-axum`,
+/// plus `/health/telemetry`. `inventory_url` is the inventory service's
+/// base URL.
+pub fn router(
+    telemetry: &otelwire::Telemetry,
+    inventory_url: &str,
+    db: Db,
+    audit: Auditor,
+) -> axum::Router {
     let meter = telemetry.meter("orders-api");
     let client = reqwest_middleware::ClientBuilder::new(
         reqwest::Client::builder()
@@ -67,8 +120,8 @@ pub fn router(telemetry: &otelwire::Telemetry, inventory_url: &str) -> axum::Rou
     let state = Arc::new(AppState {
         inventory_url: inventory_url.trim_end_matches('/').to_owned(),
         client,
-        orders: RwLock::new(HashMap::new()),
-        next_id: AtomicU64::new(1),
+        db,
+        audit,
         placed: meter
             .u64_counter("orders.placed")
             .with_description("Orders by outcome.")
@@ -76,6 +129,7 @@ pub fn router(telemetry: &otelwire::Telemetry, inventory_url: &str) -> axum::Rou
             .build(),
     });
     axum::Router::new()
+        .route("/login", post(login))
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(get_order))
         .with_state(state)
@@ -87,8 +141,82 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-async fn create_order(State(state): State<Arc<AppState>>, Json(new): Json<NewOrder>) -> Response {
+/// The client's address, when the server was started with connect info
+/// (as [`serve`] does).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+fn auth_failure(e: auth::AuthError) -> Response {
+    match e {
+        auth::AuthError::BadCredentials => error(
+            StatusCode::UNAUTHORIZED,
+            "invalid e-mail address or password",
+        ),
+        auth::AuthError::Token(_) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(serde_json::json!({ "error": "a valid bearer token is required" })),
+        )
+            .into_response(),
+        auth::AuthError::Db(e) => {
+            tracing::error!(error = %e, "database failed during authentication");
+            error(StatusCode::SERVICE_UNAVAILABLE, "try again later")
+        }
+        auth::AuthError::Internal => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+async fn login(
+    State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
+    Json(credentials): Json<Credentials>,
+) -> Response {
+    match auth::login(&state.db, &state.audit, credentials, client).await {
+        Ok(token) => Json(Token { token }).into_response(),
+        Err(e) => auth_failure(e),
+    }
+}
+
+async fn create_order(
+    State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    Json(new): Json<NewOrder>,
+) -> Response {
     let outcome = |o: &'static str| [KeyValue::new("outcome", o)];
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    let user = match auth::authenticate(&state.db, &state.audit, authorization, client).await {
+        Ok(user) => user,
+        Err(e) => {
+            state.placed.add(1, &outcome("unauthenticated"));
+            return auth_failure(e);
+        }
+    };
+    if !user.can_order {
+        state.placed.add(1, &outcome("forbidden"));
+        let id = user.id.to_string();
+        state.audit.permission_denied(
+            User::id(&id).with_email(&user.email),
+            "orders.create",
+            "/orders",
+        );
+        return error(StatusCode::FORBIDDEN, "this user may not place orders");
+    }
     if new.quantity == 0 {
         state.placed.add(1, &outcome("invalid"));
         return error(
@@ -139,25 +267,70 @@ async fn create_order(State(state): State<Arc<AppState>>, Json(new): Json<NewOrd
             format!("only {} in stock", item.stock),
         );
     }
-    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let inserted: Result<i64, sqlx::Error> = on_db!(&state.db, p => {
+        sqlx::query_scalar(
+            "INSERT INTO orders (user_id, sku, quantity, status) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(user.id)
+        .bind(new.sku.as_str())
+        .bind(i64::from(new.quantity))
+        .bind("accepted")
+        .fetch_one(p)
+        .await
+    });
+    let id = match inserted {
+        Ok(id) => id as u64,
+        Err(e) => {
+            state.placed.add(1, &outcome("database_error"));
+            tracing::error!(error = %e, "cannot store the order");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "cannot store the order");
+        }
+    };
     let order = Order {
         id,
         sku: new.sku,
         quantity: new.quantity,
         status: "accepted".into(),
     };
-    state.orders.write().await.insert(id, order.clone());
     state.placed.add(1, &outcome("accepted"));
     info!(order.id = id, sku = %order.sku, quantity = order.quantity, "order placed");
     (StatusCode::CREATED, Json(order)).into_response()
 }
 
 async fn get_order(State(state): State<Arc<AppState>>, Path(id): Path<u64>) -> Response {
-    match state.orders.read().await.get(&id) {
-        Some(order) => Json(order.clone()).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no order {id}")),
+    let row: Result<Option<(i64, String, i64, String)>, sqlx::Error> = on_db!(&state.db, p => {
+        sqlx::query_as("SELECT id, sku, quantity, status FROM orders WHERE id = $1")
+            .bind(i64::try_from(id).unwrap_or(i64::MAX))
+            .fetch_optional(p)
+            .await
+    });
+    match row {
+        Ok(Some((id, sku, quantity, status))) => Json(Order {
+            id: id as u64,
+            sku,
+            quantity: u32::try_from(quantity).unwrap_or(u32::MAX),
+            status,
+        })
+        .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {id}")),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the order");
+            error(StatusCode::SERVICE_UNAVAILABLE, "cannot read the order")
+        }
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
-pub use inventory::serve;
+/// Serves `router` on `listener` until `shutdown` completes, telling the
+/// handlers each client's address (for the security events).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

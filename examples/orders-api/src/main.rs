@@ -1,4 +1,4 @@
-//! Run with `cargo run -p orders-api` (listens on `PORT`, default 8080; finds inventory at `INVENTORY_URL`, default http://127.0.0.1:8081).
+//! Run with `cargo run -p orders-api` (listens on `PORT`, default 8080; finds inventory at `INVENTORY_URL`, default http://127.0.0.1:8081; stores orders in `DATABASE_URL`, default an in-memory SQLite database).
 
 use std::process::ExitCode;
 
@@ -18,6 +18,17 @@ async fn main() -> ExitCode {
     let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
     let inventory_url =
         std::env::var("INVENTORY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    let database_url = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    let router = match orders_api::app(&telemetry, &inventory_url, database_url.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("orders-api: {e}");
+            telemetry.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await {
         Ok(l) => l,
         Err(e) => {
@@ -26,7 +37,6 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(port = %port, inventory = %inventory_url, "orders-api listening");
-    let router = orders_api::router(&telemetry, &inventory_url);
     let result = orders_api::serve(listener, router, orders_api::shutdown_signal()).await;
     telemetry.shutdown().await;
     match result {

@@ -1,4 +1,5 @@
-//! What the end-to-end tests share: running a service in-process.
+//! What the end-to-end tests share: running a service in-process, and
+//! logging in to orders-api.
 
 use std::net::SocketAddr;
 
@@ -6,9 +7,11 @@ use otelwire::Telemetry;
 
 /// Runs a service on its own thread under its own pipeline; returns its
 /// address and a function that stops it and flushes its telemetry.
+/// `router` builds the routes inside the service's runtime (orders-api
+/// opens its database there). Handlers see the client's address.
 pub(crate) fn run(
     telemetry: Telemetry,
-    router: impl FnOnce(&Telemetry) -> axum::Router + Send + 'static,
+    router: impl AsyncFnOnce(&Telemetry) -> axum::Router + Send + 'static,
 ) -> (SocketAddr, impl FnOnce() -> otelwire::ShutdownReport) {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -20,9 +23,9 @@ pub(crate) fn run(
             .unwrap();
         rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let router = router(&telemetry).await;
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            let router = router(&telemetry);
-            inventory::serve(listener, router, async {
+            orders_api::serve(listener, router, async {
                 let _ = stop_rx.await;
             })
             .await
@@ -37,4 +40,18 @@ pub(crate) fn run(
         let _ = stop_tx.send(());
         thread.join().unwrap()
     })
+}
+
+/// Logs in to orders-api at `base` as the demo user who may order; returns
+/// the bearer token.
+pub(crate) async fn demo_token(client: &reqwest::Client, base: &str) -> String {
+    let (email, password, _) = orders_api::DEMO_USERS[0];
+    let r = client
+        .post(format!("{base}/login"))
+        .json(&serde_json::json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the demo user logs in");
+    r.json::<orders_api::Token>().await.unwrap().token
 }
