@@ -132,8 +132,12 @@ pub(crate) fn is_transport_target(target: &str) -> bool {
 /// Directives added to `RUST_LOG` unless it already names the target:
 /// the transport crates stay quiet at `warn`, the OpenTelemetry SDK's own
 /// diagnostics are off (otelwire counts and reports export failures itself,
-/// once a minute instead of once per batch).
+/// once a minute instead of once per batch), and audit and security events
+/// are kept at `info` whatever the general level (`RUST_LOG=warn` must not
+/// lose a successful login from the audit trail).
 const QUIET: &[(&str, &str)] = &[
+    ("otelwire::audit", "info"),
+    ("otelwire::security", "info"),
     ("h2", "warn"),
     ("hyper", "warn"),
     ("tonic", "warn"),
@@ -422,6 +426,11 @@ mod tests {
         let f = show(env_filter("debug,h2=trace"));
         assert!(f.contains("h2=trace"), "{f}");
         assert!(!f.contains("h2=warn"), "{f}");
+        assert!(f.contains("otelwire::audit=info"), "{f}");
+        let f = show(env_filter("warn,otelwire::audit=off"));
+        assert!(f.contains("otelwire::audit=off"), "{f}");
+        assert!(!f.contains("otelwire::audit=info"), "{f}");
+        assert!(f.contains("otelwire::security=info"), "{f}");
         let f = show(env_filter("info,[checkout{order=7}]=trace"));
         assert!(f.starts_with("env "), "{f}");
     }

@@ -81,7 +81,9 @@
 //! Unless `RUST_LOG` names them, the transport crates (`h2`, `hyper`,
 //! `tonic`, `tower`, `reqwest`, `rustls`) are limited to `warn` and the
 //! OpenTelemetry SDK's own diagnostics are off; their events never become
-//! log records in any case.
+//! log records in any case. Likewise [`audit`] and security events
+//! (`otelwire::audit`, `otelwire::security`) stay at `info` whatever the
+//! general level, so `RUST_LOG=warn` keeps the audit trail whole.
 //!
 //! # Redaction
 //!
