@@ -524,6 +524,17 @@ fn bad_values_name_the_variable_and_the_value() {
         ("OTEL_BLRP_SCHEDULE_DELAY", "soon", "milliseconds"),
         ("OTEL_BLRP_EXPORT_TIMEOUT", "1.5", "milliseconds"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "abc", "milliseconds"),
+        ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "0", "positive"),
+        (
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "huge",
+            "whole number",
+        ),
+        (
+            "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "-1",
+            "whole number",
+        ),
         ("OTEL_RESOURCE_ATTRIBUTES", "novalue", "key=value"),
         ("OTELWIRE_LOG_FORMAT", "xml", "pretty, compact, json"),
         ("OTELWIRE_SHUTDOWN_TIMEOUT", "later", "milliseconds"),

@@ -151,8 +151,12 @@ fn json_line(c: &mut Criterion) {
 }
 
 fn span_cycle(c: &mut Criterion, dispatch: &Dispatch, label: &str) {
+    span_cycle_named(c, "span_enter_close", dispatch, label)
+}
+
+fn span_cycle_named(c: &mut Criterion, group: &str, dispatch: &Dispatch, label: &str) {
     tracing::dispatcher::with_default(dispatch, || {
-        c.bench_function(&format!("span_enter_close/{label}"), |b| {
+        c.bench_function(&format!("{group}/{label}"), |b| {
             b.iter(|| {
                 let span = tracing::info_span!("work", id = black_box(1));
                 let entered = span.enter();
@@ -183,11 +187,100 @@ fn span_enter_close(c: &mut Criterion) {
     let _ = tracer_provider.shutdown();
 }
 
+/// An `/dev/null` file: both sides of the peer comparison write their JSON
+/// lines with a real `write` call, as init-tracing-opentelemetry's file
+/// writer does (it has no in-memory writer).
+fn dev_null() -> std::sync::Arc<std::fs::File> {
+    std::sync::Arc::new(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open("/dev/null")
+            .expect("/dev/null"),
+    )
+}
+
+/// `event_3_fields` and `span_enter_close` against init-tracing-opentelemetry
+/// 0.44's `production()` preset (JSON lines with `trace_id`, an
+/// `EnvFilter`, tracing-opentelemetry with error records as exceptions, the
+/// OTel log bridge), its providers made by its own `init_tracerprovider` /
+/// `init_loggerprovider` with the same no-op batch processors as every
+/// other side.
+fn init_tracing_peer(c: &mut Criterion) {
+    use init_tracing_opentelemetry::TracingConfig;
+    use init_tracing_opentelemetry::otlp::{logs, traces};
+
+    let otelwire = otelwire_builder()
+        .writer(dev_null())
+        .span_exporter(NoopSpans)
+        .log_exporter(NoopLogs)
+        .log_format(LogFormat::Json)
+        .build()
+        .expect("otelwire builds");
+    event_in_span(c, "peer_event_3_fields", otelwire.dispatch(), "otelwire");
+    span_cycle_named(c, "peer_span_enter_close", otelwire.dispatch(), "otelwire");
+    otelwire.shutdown_blocking();
+
+    let resource = opentelemetry_sdk::Resource::builder().build();
+    let noop_spans = |b: opentelemetry_sdk::trace::TracerProviderBuilder| {
+        b.with_span_processor(
+            BatchSpanProcessor::builder(NoopSpans)
+                .with_batch_config(
+                    opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                        .with_max_queue_size(QUEUE)
+                        .with_scheduled_delay(DELAY)
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let noop_logs = |b: opentelemetry_sdk::logs::LoggerProviderBuilder| {
+        b.with_log_processor(
+            BatchLogProcessor::builder(NoopLogs)
+                .with_batch_config(
+                    opentelemetry_sdk::logs::BatchConfigBuilder::default()
+                        .with_max_queue_size(QUEUE)
+                        .with_scheduled_delay(DELAY)
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let tracer_provider =
+        traces::init_tracerprovider(resource.clone(), noop_spans).expect("tracer provider");
+    let logger_provider = logs::init_loggerprovider(resource, noop_logs).expect("logger provider");
+    let config = TracingConfig::production().with_file("/dev/null");
+    let peer = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_error_records_to_exceptions(true)
+                    .with_tracer(tracer_provider.tracer("bench")),
+            )
+            .with(OpenTelemetryTracingBridge::new(&logger_provider))
+            .with(config.build_layer().expect("fmt layer"))
+            .with(config.build_filter_layer().expect("filter")),
+    );
+    event_in_span(
+        c,
+        "peer_event_3_fields",
+        &peer,
+        "init_tracing_opentelemetry",
+    );
+    span_cycle_named(
+        c,
+        "peer_span_enter_close",
+        &peer,
+        "init_tracing_opentelemetry",
+    );
+    let _ = tracer_provider.shutdown();
+    let _ = logger_provider.shutdown();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = event_3_fields, json_line, span_enter_close
+    targets = event_3_fields, json_line, span_enter_close, init_tracing_peer
 }
 criterion_main!(benches);

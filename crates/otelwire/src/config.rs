@@ -461,6 +461,8 @@ pub(crate) struct CodeSettings {
     pub(crate) redact_fields: Vec<String>,
     pub(crate) process_metrics: Option<bool>,
     pub(crate) failing_after: Option<Duration>,
+    /// Attribute value length limits: traces, logs.
+    pub(crate) value_length_limit: [Option<usize>; 2],
 }
 
 /// The configuration after code, environment and defaults have been merged.
@@ -483,7 +485,17 @@ pub(crate) struct Resolved {
     pub(crate) redact_fields: Vec<String>,
     pub(crate) process_metrics: bool,
     pub(crate) failing_after: Duration,
+    /// The longest string attribute value (in characters) a span or log
+    /// record keeps: traces, logs (log bodies included).
+    pub(crate) value_length_limit: [usize; 2],
 }
+
+/// The attribute value length limit when none is configured. The
+/// specification leaves it unlimited; otelwire bounds it so that one huge
+/// value can neither hold megabytes in the queue nor make the collector
+/// refuse the whole batch (its gRPC receiver takes 4 MiB per request by
+/// default).
+pub const DEFAULT_VALUE_LENGTH_LIMIT: usize = 32 * 1024;
 
 /// The default `RUST_LOG` when none is set.
 pub(crate) const DEFAULT_FILTER: &str = "info";
@@ -761,6 +773,31 @@ impl Resolved {
                 .unwrap_or(Duration::from_secs(60)),
         };
 
+        let general = env.count("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")?;
+        let mut value_length_limit = [DEFAULT_VALUE_LENGTH_LIMIT; 2];
+        for (i, var) in [
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            value_length_limit[i] = match code.value_length_limit[i] {
+                Some(0) => {
+                    return Err(InitError::InvalidSetting {
+                        setting: "attribute_value_length_limit",
+                        value: "0".into(),
+                        expected: "a positive number of characters".into(),
+                    });
+                }
+                Some(n) => n,
+                None => env
+                    .count(var)?
+                    .or(general)
+                    .unwrap_or(DEFAULT_VALUE_LENGTH_LIMIT),
+            };
+        }
+
         Ok(Resolved {
             service_name,
             service_version,
@@ -779,6 +816,7 @@ impl Resolved {
             redact_fields,
             process_metrics,
             failing_after,
+            value_length_limit,
         })
     }
 

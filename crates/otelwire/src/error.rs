@@ -59,6 +59,18 @@ pub enum InitError {
          or use Builder::build() and install the returned dispatcher yourself"
     )]
     AlreadyInitialized,
+    /// A file or directory an output needs (such as the log directory of
+    /// `otelwire-files`) cannot be created or written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What the path is for, for example `log directory`.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why it cannot be used.
+        #[source]
+        source: std::io::Error,
+    },
     /// A background thread (the gRPC transport runtime) could not be started.
     #[error("cannot start the otelwire export runtime: {0}")]
     Runtime(#[source] std::io::Error),

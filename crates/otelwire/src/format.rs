@@ -430,8 +430,10 @@ impl Visit for JsonFields<'_, '_> {
                 self.out
                     .extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
             } else {
-                // NaN and infinities are not JSON numbers.
-                let _ = write!(JsonEscape(self.out), "\"{value}\"");
+                // NaN and infinities are not JSON numbers: a string.
+                self.out.push(b'"');
+                let _ = write!(JsonEscape(self.out), "{value}");
+                self.out.push(b'"');
             }
         }
     }
@@ -526,6 +528,43 @@ mod tests {
         assert_eq!(s, r#""a\"b\\c\nd\re\tf\u0001g\u007fh é""#);
         let back: String = serde_json::from_str(&s).unwrap();
         assert_eq!(back, "a\"b\\c\nd\re\tf\u{1}g\u{7f}h é");
+    }
+
+    /// Found by the `json_line` fuzz target: a NaN field came out as
+    /// `\"NaN\"`, which is not JSON.
+    #[test]
+    fn non_finite_numbers_are_json_strings() {
+        for (value, shown) in [
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ] {
+            let mut out = Vec::new();
+            let record = |v: &mut dyn Visit| {
+                let fields =
+                    tracing::field::FieldSet::new(&["x"], tracing::callsite::Identifier(&CALLSITE));
+                v.record_f64(&fields.field("x").unwrap(), value);
+            };
+            record(&mut JsonFields {
+                out: &mut out,
+                skip_message: false,
+                message: None,
+                span_mode: false,
+            });
+            let line = format!("{{{}}}", String::from_utf8(out).unwrap());
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(v["x"], shown, "{line}");
+        }
+    }
+
+    struct Callsite;
+    static CALLSITE: Callsite = Callsite;
+    impl tracing::callsite::Callsite for Callsite {
+        fn set_interest(&self, _: tracing::subscriber::Interest) {}
+        fn metadata(&self) -> &tracing::Metadata<'_> {
+            unreachable!("only the identity is used")
+        }
     }
 
     #[test]

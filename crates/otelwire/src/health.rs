@@ -73,6 +73,51 @@ pub struct Health {
     pub service: String,
     /// One entry per signal: traces, logs, metrics.
     pub signals: Vec<SignalHealth>,
+    /// The other outputs' components (such as `otelwire-files` sinks),
+    /// when there are any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentHealth>,
+}
+
+/// The health of an output other than the three export pipelines, such as
+/// one log file of `otelwire-files`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentHealth {
+    /// What it is, for example `file app.jsonl`.
+    pub name: String,
+    /// `degraded` while it has lost items in the last minute.
+    pub status: HealthStatus,
+    /// Items (lines) it delivered.
+    pub written: u64,
+    /// Items lost: a full buffer in lossy mode, or a failed write.
+    pub dropped: u64,
+    /// Operations that failed (writes, rotations).
+    pub failures: u64,
+    /// When the last failure happened.
+    #[serde(serialize_with = "timestamp::serialize_opt")]
+    pub last_error_at: Option<SystemTime>,
+    /// The last failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// An output other than the export pipelines that reports its health in
+/// [`Telemetry::health`](crate::Telemetry::health) and is flushed by
+/// [`Telemetry::shutdown`](crate::Telemetry::shutdown). Added with
+/// [`Output::with_component`](crate::Output::with_component).
+pub trait Component: Send + Sync + 'static {
+    /// Its health now.
+    fn health(&self) -> ComponentHealth;
+
+    /// Writes out what it holds, waiting at most `timeout`; called at
+    /// shutdown, after the pipelines' last lines.
+    fn flush(&self, timeout: Duration);
+
+    /// Called once with the pipeline's dispatcher, where the component's own
+    /// warnings belong when they are raised on a thread of its own.
+    fn on_dispatch(&self, dispatch: &tracing::Dispatch) {
+        let _ = dispatch;
+    }
 }
 
 impl Health {
@@ -155,6 +200,13 @@ pub(crate) struct Pipeline {
     secrets: Vec<String>,
     endpoints: Mutex<HashMap<String, EndpointState>>,
     dispatch: OnceLock<tracing::dispatcher::WeakDispatch>,
+    components: OnceLock<Vec<std::sync::Arc<dyn Component>>>,
+}
+
+impl std::fmt::Debug for dyn Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Component")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -198,6 +250,7 @@ impl Pipeline {
             secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
             endpoints: Mutex::new(HashMap::new()),
             dispatch: OnceLock::new(),
+            components: OnceLock::new(),
         }
     }
 
@@ -208,6 +261,17 @@ impl Pipeline {
     /// Where pipeline warnings go when they are raised on an export thread.
     pub(crate) fn set_dispatch(&self, dispatch: &tracing::Dispatch) {
         let _ = self.dispatch.set(dispatch.downgrade());
+        for c in self.components() {
+            c.on_dispatch(dispatch);
+        }
+    }
+
+    pub(crate) fn set_components(&self, components: Vec<std::sync::Arc<dyn Component>>) {
+        let _ = self.components.set(components);
+    }
+
+    pub(crate) fn components(&self) -> &[std::sync::Arc<dyn Component>] {
+        self.components.get().map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Counts an item dropped before export because the queue was full.
@@ -322,15 +386,19 @@ impl Pipeline {
     pub(crate) fn health(&self) -> Health {
         let signals: Vec<SignalHealth> =
             self.signals.iter().map(|s| self.signal_health(s)).collect();
+        let components: Vec<ComponentHealth> =
+            self.components().iter().map(|c| c.health()).collect();
         let status = signals
             .iter()
             .map(|s| s.status)
+            .chain(components.iter().map(|c| c.status))
             .max()
             .unwrap_or(HealthStatus::Ok);
         Health {
             status,
             service: self.service.clone(),
             signals,
+            components,
         }
     }
 

@@ -65,6 +65,8 @@
 //! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` | `5000`, `1000` | milliseconds between exports |
 //! | `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT` | `30000` | milliseconds (validated; the transport timeout applies) |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | `60000` | milliseconds between metric exports |
+//! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `32768` | longest string attribute value kept, in characters (the specification's default is unlimited; otelwire bounds it so that one huge value can neither fill memory nor make the collector refuse a batch); log bodies are cut too |
+//! | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the above | the same, for one signal |
 //! | `RUST_LOG` | `info` | which spans and events are recorded ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax) |
 //! | `OTELWIRE_LOG_FORMAT` | `pretty` on a terminal, else `json` | local output: `pretty`, `compact`, `json` or `none` |
 //! | `OTELWIRE_ENVIRONMENT` | — | `deployment.environment.name` |
@@ -83,8 +85,10 @@
 //! Fields named like secrets (see [`DEFAULT_SECRET_NAMES`], plus
 //! `OTELWIRE_REDACT_FIELDS` and [`Builder::redact_field`]) are replaced by
 //! `[REDACTED]` before the local output, the log records and the span
-//! attributes see them. Layers added with [`Builder::with_layer`] see the
-//! original values; wrap them in [`RedactLayer`] to redact them too.
+//! attributes see them. Outputs added with [`Builder::with_output`] (such as
+//! the `otelwire-files` files) see redacted values too; layers added with
+//! [`Builder::with_layer`] see the original values: wrap them in
+//! [`RedactLayer`] to redact them too.
 //!
 //! # Versions
 //!
@@ -101,6 +105,7 @@ mod format;
 mod health;
 pub mod http;
 mod layers;
+mod limits;
 mod local;
 mod metrics;
 mod pipeline;
@@ -119,10 +124,14 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 
-pub use config::{Compression, ExporterKind, LogFormat, Propagator, Protocol, Sampler, Signal};
+pub use config::{
+    Compression, DEFAULT_VALUE_LENGTH_LIMIT, ExporterKind, LogFormat, Propagator, Protocol,
+    Sampler, Signal,
+};
 pub use error::InitError;
-pub use health::{Health, HealthStatus, SignalHealth};
+pub use health::{Component, ComponentHealth, Health, HealthStatus, SignalHealth};
 pub use layers::{BaseSubscriber, BoxedLayer, FilterLayer};
+pub use local::LineFormatter;
 pub use redact::{DEFAULT_SECRET_NAMES, REDACTED, RedactLayer, Redactor};
 pub use telemetry::{HealthSource, ShutdownReport, SignalReport, Telemetry};
 
@@ -137,7 +146,6 @@ pub use tracing_opentelemetry;
 pub use tracing_subscriber;
 
 use config::{CodeSettings, EnvSource, Resolved};
-use format::LineFormat;
 use health::Pipeline;
 use local::LocalLayer;
 
@@ -190,6 +198,75 @@ pub struct Builder {
     ansi: Option<bool>,
     custom: pipeline::CustomExporters,
     log_span_fields: Vec<String>,
+    outputs: Vec<MakeOutput>,
+}
+
+type MakeOutput = Box<dyn FnOnce(&OutputContext<'_>) -> Result<Output, InitError> + Send>;
+
+/// What an output added with [`Builder::with_output`] is built from: the
+/// builder's configuration source and redactor.
+#[derive(Debug)]
+pub struct OutputContext<'a> {
+    env: &'a EnvSource,
+    redactor: &'a Redactor,
+}
+
+impl OutputContext<'_> {
+    /// A configuration variable, from the process environment or from
+    /// [`Builder::env_source`]; empty values count as unset.
+    pub fn env(&self, name: &str) -> Option<String> {
+        self.env.get(name)
+    }
+
+    /// The redactor in force (outputs are already redacted: this is for
+    /// outputs that also want to know which names are secret).
+    pub fn redactor(&self) -> &Redactor {
+        self.redactor
+    }
+}
+
+/// An output made by an add-on crate (such as `otelwire-files`) for
+/// [`Builder::with_output`]: a layer that sees events after redaction, and
+/// components whose health shows in [`Telemetry::health`] and which
+/// [`Telemetry::shutdown`] flushes.
+#[derive(Default)]
+pub struct Output {
+    layer: Option<BoxedLayer>,
+    components: Vec<Arc<dyn Component>>,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("layer", &self.layer.is_some())
+            .field("components", &self.components.len())
+            .finish()
+    }
+}
+
+impl Output {
+    /// An output that adds nothing (for an add-on that is switched off).
+    pub fn none() -> Self {
+        Output::default()
+    }
+
+    /// An output writing through `layer`.
+    pub fn layer<L>(layer: L) -> Self
+    where
+        L: Layer<BaseSubscriber> + Send + Sync + 'static,
+    {
+        Output {
+            layer: Some(Box::new(layer)),
+            components: Vec::new(),
+        }
+    }
+
+    /// Adds a component reported by [`Telemetry::health`] and flushed at
+    /// shutdown.
+    pub fn with_component(mut self, component: Arc<dyn Component>) -> Self {
+        self.components.push(component);
+        self
+    }
 }
 
 impl Default for Builder {
@@ -202,6 +279,7 @@ impl Default for Builder {
             ansi: None,
             custom: pipeline::CustomExporters::default(),
             log_span_fields: vec![REQUEST_ID_FIELD.to_owned()],
+            outputs: Vec::new(),
         }
     }
 }
@@ -420,6 +498,18 @@ impl Builder {
         self
     }
 
+    /// The longest string value, in characters, a span attribute, span
+    /// event attribute, log record attribute or log body keeps; longer ones
+    /// are cut (default [`DEFAULT_VALUE_LENGTH_LIMIT`], or
+    /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`
+    /// and `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT`). Set in code, it
+    /// applies to both signals and wins over the environment; 0 is an
+    /// init error.
+    pub fn attribute_value_length_limit(mut self, limit: usize) -> Self {
+        self.code.value_length_limit = [Some(limit); 2];
+        self
+    }
+
     /// Copies a field of the enclosing spans onto every log record emitted
     /// inside them (default: just [`REQUEST_ID_FIELD`], so every log record of
     /// a request carries its id). The field must be set when the span is
@@ -440,6 +530,20 @@ impl Builder {
         L: Layer<BaseSubscriber> + Send + Sync + 'static,
     {
         self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// Adds an output made when the pipeline is built, from the builder's
+    /// configuration source: how add-on crates such as `otelwire-files`
+    /// plug in. Unlike [`with_layer`](Self::with_layer), the output's layer
+    /// sits behind redaction, next to the console output, so it never sees a
+    /// secret-named field's value; an error from `make` is the error of
+    /// [`init`](Self::init) or [`build`](Self::build).
+    pub fn with_output<F>(mut self, make: F) -> Self
+    where
+        F: FnOnce(&OutputContext<'_>) -> Result<Output, InitError> + Send + 'static,
+    {
+        self.outputs.push(Box::new(make));
         self
     }
 
@@ -557,16 +661,25 @@ impl Builder {
                 .writer
                 .unwrap_or_else(|| BoxMakeWriter::new(std::io::stdout));
             LocalLayer::new(
-                LineFormat {
-                    format: cfg.log_format,
-                    ansi,
-                },
+                LineFormatter::with_options(cfg.log_format, ansi, providers.tracer.is_some()),
                 writer,
-                providers.tracer.is_some(),
             )
         });
+        let cx = OutputContext {
+            env: &self.env,
+            redactor: &redactor,
+        };
+        let mut outputs: Vec<BoxedLayer> = Vec::new();
+        let mut components: Vec<Arc<dyn Component>> = Vec::new();
+        for make in self.outputs {
+            let output = make(&cx)?;
+            outputs.extend(output.layer);
+            components.extend(output.components);
+        }
+        pipeline.set_components(components);
         layers.push(Box::new(RedactLayer::new(
-            Layer::<BaseSubscriber>::and_then(bridge, local),
+            Layer::<BaseSubscriber>::and_then(bridge, local)
+                .and_then((!outputs.is_empty()).then_some(outputs)),
             redactor.clone(),
         )));
         layers.extend(self.layers);

@@ -1,9 +1,13 @@
-//! The local output layer: console (or any writer) in the configured format,
-//! every line inside a span carrying the exported span's `trace_id` and `span_id`.
+//! The local output: [`LineFormatter`] turns events into otelwire's local
+//! lines (every line inside a span carrying the exported span's `trace_id`
+//! and `span_id`); the console layer writes them to standard output (or any
+//! writer), and other outputs (such as `otelwire-files`) format with the
+//! same formatter so that their lines are identical.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use opentelemetry::trace::TraceContextExt;
@@ -16,28 +20,91 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::config::LogFormat;
 use crate::format::{Header, LineFormat, Scope};
 
 /// The fields of a span (and its ancestors), rendered once when recorded so
-/// that each event inside it only copies them.
+/// that each event inside it only copies them. One slot per rendering (JSON,
+/// text); the formatter that created a slot keeps it up to date, the others
+/// of the same rendering only read it.
+#[derive(Default)]
 struct SpanFields {
-    rendered: String,
+    json: Option<Rendered>,
+    text: Option<Rendered>,
 }
 
-/// Writes each event as one line.
-pub(crate) struct LocalLayer {
+struct Rendered {
+    owner: usize,
+    fields: String,
+}
+
+impl SpanFields {
+    fn slot(&self, json: bool) -> &Option<Rendered> {
+        if json { &self.json } else { &self.text }
+    }
+
+    fn slot_mut(&mut self, json: bool) -> &mut Option<Rendered> {
+        if json { &mut self.json } else { &mut self.text }
+    }
+}
+
+static NEXT_FORMATTER: AtomicUsize = AtomicUsize::new(1);
+
+/// Formats `tracing` events as otelwire's local lines, exactly as the
+/// console writes them: one line per event (JSON, compact or pretty), with
+/// the enclosing span's name and fields, and `trace_id`/`span_id` inside
+/// spans.
+///
+/// For layers that write lines somewhere else: call
+/// [`on_new_span`](Self::on_new_span) and [`on_record`](Self::on_record)
+/// from the layer's methods of the same name, and
+/// [`format_event`](Self::format_event) from `on_event`.
+///
+/// ```
+/// use otelwire::{LineFormatter, LogFormat};
+/// use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+/// use tracing_subscriber::registry::LookupSpan;
+///
+/// use std::sync::{Arc, Mutex};
+///
+/// struct Lines(LineFormatter, Arc<Mutex<Vec<u8>>>);
+///
+/// impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Lines {
+///     fn on_new_span(&self, a: &tracing::span::Attributes<'_>, id: &tracing::span::Id, cx: Context<'_, S>) {
+///         self.0.on_new_span(a, id, &cx);
+///     }
+///     fn on_record(&self, id: &tracing::span::Id, v: &tracing::span::Record<'_>, cx: Context<'_, S>) {
+///         self.0.on_record(id, v, &cx);
+///     }
+///     fn on_event(&self, e: &tracing::Event<'_>, cx: Context<'_, S>) {
+///         self.0.format_event(e, &cx, &mut self.1.lock().unwrap());
+///     }
+/// }
+///
+/// let out = Arc::new(Mutex::new(Vec::new()));
+/// let layer = Lines(LineFormatter::new(LogFormat::Json), out.clone());
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info_span!("checkout", order.id = 7).in_scope(|| tracing::info!(items = 3, "placed"));
+/// });
+/// let line = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+/// assert!(line.contains(r#""message":"placed","items":3,"span":{"name":"checkout","order.id":7}"#), "{line}");
+/// ```
+#[derive(Debug)]
+pub struct LineFormatter {
     format: LineFormat,
-    writer: BoxMakeWriter,
-    /// Whether the OTel layer is active, so trace ids can be read.
+    /// Whether to look for the OTel span's ids (off when no tracer exists).
     trace_ids: bool,
+    id: usize,
 }
 
-impl fmt::Debug for LocalLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalLayer")
-            .field("format", &self.format)
-            .field("trace_ids", &self.trace_ids)
-            .finish()
+impl Clone for LineFormatter {
+    fn clone(&self) -> Self {
+        // A clone is another formatter: it must not take over span slots.
+        LineFormatter {
+            id: NEXT_FORMATTER.fetch_add(1, Ordering::Relaxed),
+            ..*self
+        }
     }
 }
 
@@ -46,16 +113,108 @@ thread_local! {
         RefCell::new((Vec::with_capacity(512), Vec::with_capacity(256)));
 }
 
-impl LocalLayer {
-    pub(crate) fn new(format: LineFormat, writer: BoxMakeWriter, trace_ids: bool) -> Self {
-        LocalLayer {
-            format,
-            writer,
+impl LineFormatter {
+    /// A formatter for `format`, without colours. ([`LogFormat::None`]
+    /// formats nothing.)
+    pub fn new(format: LogFormat) -> Self {
+        Self::with_options(format, false, true)
+    }
+
+    pub(crate) fn with_options(format: LogFormat, ansi: bool, trace_ids: bool) -> Self {
+        LineFormatter {
+            format: LineFormat { format, ansi },
             trace_ids,
+            id: NEXT_FORMATTER.fetch_add(1, Ordering::Relaxed),
         }
     }
 
-    fn write_line(&self, event: &Event<'_>, scope: &Scope<'_>) {
+    /// The format this formatter writes.
+    pub fn format(&self) -> LogFormat {
+        self.format.format
+    }
+
+    fn json(&self) -> bool {
+        self.format.format == LogFormat::Json
+    }
+
+    /// Keeps the new span's fields for the lines of the events inside it.
+    pub fn on_new_span<S>(&self, attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(span) = ctx.span(id) else { return };
+        let json = self.json();
+        if span
+            .extensions()
+            .get::<SpanFields>()
+            .is_some_and(|f| f.slot(json).is_some())
+        {
+            return; // another formatter of this rendering keeps them
+        }
+        let mut fields = span
+            .parent()
+            .and_then(|p| {
+                p.extensions()
+                    .get::<SpanFields>()
+                    .and_then(|f| f.slot(json).as_ref().map(|r| r.fields.clone()))
+            })
+            .unwrap_or_default();
+        self.format
+            .write_span_fields(&mut fields, &|v: &mut dyn Visit| attrs.record(v));
+        let mut ext = span.extensions_mut();
+        let rendered = Rendered {
+            owner: self.id,
+            fields,
+        };
+        match ext.get_mut::<SpanFields>() {
+            Some(f) => *f.slot_mut(json) = Some(rendered),
+            None => {
+                let mut f = SpanFields::default();
+                *f.slot_mut(json) = Some(rendered);
+                ext.insert(f);
+            }
+        }
+    }
+
+    /// Adds fields recorded on a span after its creation.
+    pub fn on_record<S>(&self, id: &Id, values: &Record<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(Some(r)) = ext.get_mut::<SpanFields>().map(|f| f.slot_mut(self.json()))
+            && r.owner == self.id
+        {
+            self.format
+                .write_span_fields(&mut r.fields, &|v: &mut dyn Visit| values.record(v));
+        }
+    }
+
+    /// Appends the event's line, newline included, to `out`.
+    pub fn format_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, out: &mut Vec<u8>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let span = ctx.event_span(event);
+        let ext = span.as_ref().map(|s| s.extensions());
+        let span_fields = ext
+            .as_ref()
+            .and_then(|e| e.get::<SpanFields>())
+            .and_then(|f| f.slot(self.json()).as_ref())
+            .map(|r| r.fields.as_str())
+            .unwrap_or("");
+        let (trace_id, span_id) = if self.trace_ids && span.is_some() {
+            current_ids()
+        } else {
+            (None, None)
+        };
+        let scope = Scope {
+            span_name: span.as_ref().map(|s| s.name()),
+            span_fields,
+            trace_id,
+            span_id,
+        };
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let header = Header {
@@ -64,25 +223,44 @@ impl LocalLayer {
             target: meta.target(),
         };
         let record = |v: &mut dyn Visit| event.record(v);
-        let emit = |out: &mut Vec<u8>, scratch: &mut Vec<u8>| {
-            out.clear();
-            self.format
-                .write_event(out, scratch, &header, &record, scope);
-            let mut w = self.writer.make_writer_for(meta);
-            // A broken stdout must never take the service down.
-            let _ = w.write_all(out);
-        };
         BUFFERS.with(|cell| match cell.try_borrow_mut() {
             Ok(mut bufs) => {
-                let (out, scratch) = &mut *bufs;
-                emit(out, scratch);
-                if out.capacity() > 64 * 1024 {
-                    *out = Vec::with_capacity(512);
+                let scratch = &mut bufs.1;
+                self.format
+                    .write_event(out, scratch, &header, &record, &scope);
+                if scratch.capacity() > 64 * 1024 {
+                    *scratch = Vec::with_capacity(256);
                 }
             }
-            // Re-entered from inside a write: use fresh buffers.
-            Err(_) => emit(&mut Vec::new(), &mut Vec::new()),
+            // Re-entered from inside a formatting call: a fresh buffer.
+            Err(_) => self
+                .format
+                .write_event(out, &mut Vec::new(), &header, &record, &scope),
         });
+    }
+}
+
+/// Writes each event as one line.
+pub(crate) struct LocalLayer {
+    formatter: LineFormatter,
+    writer: BoxMakeWriter,
+}
+
+impl fmt::Debug for LocalLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalLayer")
+            .field("formatter", &self.formatter)
+            .finish()
+    }
+}
+
+thread_local! {
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+}
+
+impl LocalLayer {
+    pub(crate) fn new(formatter: LineFormatter, writer: BoxMakeWriter) -> Self {
+        LocalLayer { formatter, writer }
     }
 }
 
@@ -107,48 +285,32 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut rendered = span
-            .parent()
-            .and_then(|p| {
-                p.extensions()
-                    .get::<SpanFields>()
-                    .map(|f| f.rendered.clone())
-            })
-            .unwrap_or_default();
-        self.format
-            .write_span_fields(&mut rendered, &|v: &mut dyn Visit| attrs.record(v));
-        span.extensions_mut().insert(SpanFields { rendered });
+        self.formatter.on_new_span(attrs, id, &ctx);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut ext = span.extensions_mut();
-        if let Some(fields) = ext.get_mut::<SpanFields>() {
-            self.format
-                .write_span_fields(&mut fields.rendered, &|v: &mut dyn Visit| values.record(v));
-        }
+        self.formatter.on_record(id, values, &ctx);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let span = ctx.event_span(event);
-        let ext = span.as_ref().map(|s| s.extensions());
-        let span_fields = ext
-            .as_ref()
-            .and_then(|e| e.get::<SpanFields>())
-            .map(|f| f.rendered.as_str())
-            .unwrap_or("");
-        let (trace_id, span_id) = if self.trace_ids && span.is_some() {
-            current_ids()
-        } else {
-            (None, None)
+        let emit = |out: &mut Vec<u8>| {
+            out.clear();
+            self.formatter.format_event(event, &ctx, out);
+            let normalized = event.normalized_metadata();
+            let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+            let mut w = self.writer.make_writer_for(meta);
+            // A broken stdout must never take the service down.
+            let _ = w.write_all(out);
         };
-        let scope = Scope {
-            span_name: span.as_ref().map(|s| s.name()),
-            span_fields,
-            trace_id,
-            span_id,
-        };
-        self.write_line(event, &scope);
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut out) => {
+                emit(&mut out);
+                if out.capacity() > 64 * 1024 {
+                    *out = Vec::with_capacity(512);
+                }
+            }
+            // Re-entered from inside a write: use a fresh buffer.
+            Err(_) => emit(&mut Vec::new()),
+        });
     }
 }

@@ -20,7 +20,8 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{
-    BatchLogProcessor, LogBatch, LogExporter, LogProcessor, SdkLogRecord, SdkLoggerProvider,
+    BatchLogProcessor, LogBatch, LogExporter, LogProcessor, SdkLogRecord, SdkLogger,
+    SdkLoggerProvider,
 };
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
@@ -32,6 +33,7 @@ use opentelemetry_sdk::trace::{
 use crate::config::{Compression, ExporterKind, OtlpConfig, Protocol, Resolved, Sampler, Signal};
 use crate::error::InitError;
 use crate::health::Pipeline;
+use crate::limits;
 use crate::redact::{REDACTED, Redactor};
 
 /// Room above the gate's limit in the SDK's queue, for items admitted by
@@ -117,6 +119,7 @@ pub(crate) fn build(
                 pipeline: pipeline.clone(),
                 redactor: redactor.clone(),
                 max_in_flight: batch.max_queue_size as u64,
+                value_limit: cfg.value_length_limit[0],
             });
         }
         out.tracer = Some(b.build());
@@ -153,6 +156,11 @@ pub(crate) fn build(
                     inner: processor,
                     pipeline: pipeline.clone(),
                     max_in_flight: batch.max_queue_size as u64,
+                    value_limit: cfg.value_length_limit[1],
+                    template: {
+                        use opentelemetry::logs::LoggerProvider as _;
+                        SdkLoggerProvider::builder().build().logger("otelwire")
+                    },
                 })
                 .build(),
         );
@@ -776,6 +784,8 @@ struct SpanGate {
     pipeline: Arc<Pipeline>,
     redactor: Redactor,
     max_in_flight: u64,
+    /// The attribute value length limit.
+    value_limit: usize,
 }
 
 impl SpanProcessor for SpanGate {
@@ -796,8 +806,10 @@ impl SpanProcessor for SpanGate {
             return;
         }
         redact_all(&self.redactor, &mut span.attributes);
+        limits::truncate_attributes(&mut span.attributes, self.value_limit);
         for event in span.events.events.iter_mut() {
             redact_all(&self.redactor, &mut event.attributes);
+            limits::truncate_attributes(&mut event.attributes, self.value_limit);
         }
         self.inner.on_end(span)
     }
@@ -829,6 +841,11 @@ struct LogGate {
     inner: BatchLogProcessor,
     pipeline: Arc<Pipeline>,
     max_in_flight: u64,
+    /// The attribute value length limit (log bodies included).
+    value_limit: usize,
+    /// Makes the fresh records that replace records with values too long
+    /// (the SDK's records cannot replace an attribute in place).
+    template: SdkLogger,
 }
 
 impl LogProcessor for LogGate {
@@ -853,6 +870,10 @@ impl LogProcessor for LogGate {
                 .observed_timestamp()
                 .unwrap_or_else(std::time::SystemTime::now);
             opentelemetry::logs::LogRecord::set_timestamp(record, at);
+        }
+        if limits::log_record_too_long(record, self.value_limit) {
+            let mut short = limits::truncated_log_record(&self.template, record, self.value_limit);
+            return self.inner.emit(&mut short, scope);
         }
         self.inner.emit(record, scope)
     }

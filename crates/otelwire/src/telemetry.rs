@@ -177,7 +177,8 @@ impl Telemetry {
         self.shared.meter_provider.as_ref()
     }
 
-    /// Exports everything queued so far without shutting down; blocks the
+    /// Exports everything queued so far without shutting down, and flushes
+    /// the other outputs' components (such as `otelwire-files`); blocks the
     /// calling thread until done (at most the export timeouts). Prefer
     /// [`shutdown`](Self::shutdown) at exit.
     pub fn force_flush(&self) {
@@ -189,6 +190,9 @@ impl Telemetry {
         }
         if let Some(p) = &self.shared.meter_provider {
             let _ = p.force_flush();
+        }
+        for c in self.shared.pipeline.components() {
+            c.flush(self.shared.shutdown_timeout);
         }
     }
 
@@ -368,5 +372,13 @@ fn run_shutdown(shared: &Shared, dispatch: &Dispatch) -> ShutdownReport {
             "telemetry shut down: {report}"
         )
     });
+    // Last: the other outputs write the lines above too.
+    for c in shared.pipeline.components() {
+        c.flush(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100)),
+        );
+    }
     report
 }

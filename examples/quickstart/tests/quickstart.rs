@@ -171,6 +171,76 @@ fn environment_sets_the_resource_and_signals_arrive_over_http_and_grpc() {
     }
 }
 
+#[test]
+fn with_otelwire_log_dir_it_writes_the_four_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let (ok, stdout, stderr) = run_quickstart(&[
+        ("OTELWIRE_LOG_DIR", logs.to_str().unwrap()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+    ]);
+    assert!(ok, "{stderr}\n{stdout}");
+    let read = |name: &str| -> Vec<serde_json::Value> {
+        let text =
+            std::fs::read_to_string(logs.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        json_lines(&text)
+    };
+    let messages = |lines: &[serde_json::Value]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let app = read("app.jsonl");
+    // Every console line up to the shutdown is in app.jsonl too (the
+    // warning after `shutdown()` may or may not be: the files were flushed
+    // before it and the process exits right after it).
+    let before_shutdown = |m: &String| m != "some telemetry could not be exported";
+    let console: Vec<String> = messages(&json_lines(&stdout))
+        .into_iter()
+        .filter(before_shutdown)
+        .collect();
+    let files: Vec<String> = messages(&app).into_iter().filter(before_shutdown).collect();
+    assert_eq!(files, console);
+    let stock = app
+        .iter()
+        .find(|l| l["message"] == "stock checked")
+        .unwrap();
+    assert_eq!(stock["span"]["name"], "check_stock");
+    assert_eq!(stock["trace_id"].as_str().map(str::len), Some(32));
+    let text = std::fs::read_to_string(logs.join("app.jsonl")).unwrap();
+    assert!(!text.contains("tok_live_123"), "a secret in app.jsonl");
+    assert!(text.contains(r#""payment.token":"[REDACTED]""#));
+
+    let alerts = read("alerts.jsonl");
+    assert!(
+        alerts
+            .iter()
+            .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"),
+        "{alerts:?}"
+    );
+    let alert_messages = messages(&alerts);
+    assert!(
+        alert_messages.contains(&"stock low".to_owned()),
+        "{alert_messages:?}"
+    );
+    assert!(
+        alert_messages
+            .iter()
+            .any(|m| m.starts_with("cannot export telemetry")),
+        "{alert_messages:?}"
+    );
+
+    assert_eq!(messages(&read("metrics.jsonl")), ["orders placed"]);
+    assert_eq!(read("metrics.jsonl")[0]["metric.value"], 3);
+
+    let audit = read("audit.jsonl");
+    assert_eq!(messages(&audit), ["order approved"; 3]);
+    assert!(audit.iter().all(|l| l["event.category"] == "audit"));
+}
+
 // ---------------------------------------------------------------------------
 // rotel: a third-party OTLP collector
 
