@@ -100,6 +100,20 @@ pub struct RequestStats {
     pub metric_points: u64,
 }
 
+/// What [`Collector::drain`] took out of the collector.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Received {
+    /// The spans received since the start or the previous drain.
+    pub spans: Vec<Span>,
+    /// The log records.
+    pub logs: Vec<LogRecord>,
+    /// The metric data points, flattened.
+    pub metrics: Vec<MetricPoint>,
+    /// The request counts over the same period.
+    pub requests: RequestStats,
+}
+
 /// A wait ended before enough matching data arrived.
 #[derive(Debug, Clone)]
 pub struct WaitError {
@@ -516,6 +530,22 @@ impl Collector {
         self.shared.with_data(|d| *d = Data::default());
     }
 
+    /// Takes everything received so far, and the request counts, out of the
+    /// collector in one step: nothing that arrives meanwhile is lost or
+    /// returned twice. A long load run that drains regularly keeps the
+    /// collector's memory bounded and still counts every item.
+    pub fn drain(&self) -> Received {
+        self.shared.with_data(|d| {
+            let d = std::mem::take(d);
+            Received {
+                spans: d.spans,
+                logs: d.logs,
+                metrics: d.metrics,
+                requests: d.stats,
+            }
+        })
+    }
+
     fn wait_blocking<T: Clone>(
         &self,
         count: usize,
@@ -692,5 +722,54 @@ impl Drop for Collector {
             // Allowed in any context, async included.
             rt.shutdown_background();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// One OTLP/HTTP JSON export of `n` spans, over a plain socket.
+    fn post_spans(collector: &Collector, n: usize) {
+        let spans: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b71692033{i:02x}","name":"s{i}","startTimeUnixNano":"1","endTimeUnixNano":"2"}}"#
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            spans.join(",")
+        );
+        let mut stream = std::net::TcpStream::connect(collector.http_addr()).unwrap();
+        write!(
+            stream,
+            "POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[test]
+    fn drain_takes_what_arrived_and_leaves_the_collector_empty() {
+        let collector = Collector::start().unwrap();
+        post_spans(&collector, 3);
+        let first = collector.drain();
+        assert_eq!(first.spans.len(), 3);
+        assert_eq!(first.requests.spans, 3);
+        assert_eq!(first.requests.http_requests, 1);
+        assert!(collector.spans().is_empty());
+        assert_eq!(collector.requests(), RequestStats::default());
+
+        post_spans(&collector, 2);
+        let second = collector.drain();
+        assert_eq!(second.spans.len(), 2);
+        assert_eq!(second.spans[1].name, "s1");
+        assert_eq!(second.requests.spans, 2);
     }
 }
