@@ -307,14 +307,11 @@ fn request_id_bytes() -> [u8; 32] {
     let (a, b) = (mix(n ^ k0), mix(mix(n) ^ k1));
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
-    for (i, byte) in a
-        .to_be_bytes()
-        .iter()
-        .chain(b.to_be_bytes().iter())
-        .enumerate()
-    {
-        out[2 * i] = HEX[usize::from(byte >> 4)];
-        out[2 * i + 1] = HEX[usize::from(byte & 0xf)];
+    // One nibble per output byte, most significant first.
+    for (i, slot) in out.iter_mut().enumerate() {
+        let word = if i < 16 { a } else { b };
+        let shift = 60 - 4 * (i % 16);
+        *slot = HEX[((word >> shift) & 0xf) as usize];
     }
     out
 }
@@ -485,6 +482,11 @@ fn span_name(method: &'static str, route: Option<&str>) -> Cow<'static, str> {
     }
 }
 
+/// The completion log's message: a `&'static str` field, which the log
+/// bridge and the line formats take as is (a format string would be
+/// formatted on every request).
+const COMPLETED: &str = "request completed";
+
 /// What a request's span and metrics need once the response is known.
 struct InFlight {
     config: Arc<Config>,
@@ -582,19 +584,19 @@ impl InFlight {
                 tracing::error!(
                     http.response.status_code = code,
                     duration_ms = ms,
-                    "request completed"
+                    message = COMPLETED,
                 );
             } else if status.is_client_error() {
                 tracing::warn!(
                     http.response.status_code = code,
                     duration_ms = ms,
-                    "request completed"
+                    message = COMPLETED,
                 );
             } else {
                 tracing::info!(
                     http.response.status_code = code,
                     duration_ms = ms,
-                    "request completed"
+                    message = COMPLETED,
                 );
             }
         }

@@ -1,9 +1,12 @@
 //! The `tracing` side: how the subscriber is assembled.
 
+use opentelemetry::logs::AnyValue;
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{Key, StringValue};
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::cell::RefCell;
 use tracing::{Event, Level, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::Registry;
@@ -122,11 +125,21 @@ pub(crate) const TRANSPORT_TARGETS: &[&str] = &[
 ];
 
 pub(crate) fn is_transport_target(target: &str) -> bool {
-    TRANSPORT_TARGETS.iter().any(|t| {
-        target
-            .strip_prefix(t)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-    })
+    // Called for every span and event: match the crate name at once rather
+    // than try each prefix in turn.
+    let end = target
+        .bytes()
+        .position(|b| b == b':')
+        .unwrap_or(target.len());
+    let krate = &target[..end];
+    match krate {
+        "otelwire" => TRANSPORT_TARGETS.iter().any(|t| {
+            target
+                .strip_prefix(t)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        }),
+        _ => TRANSPORT_TARGETS.contains(&krate),
+    }
 }
 
 /// Directives added to `RUST_LOG` unless it already names the target:
@@ -200,7 +213,16 @@ pub(crate) fn trace_layer(
         }))
 }
 
-/// The OTel log bridge, minus the transport's own events.
+/// The OTel log bridge, minus the transport's own events, plus the copy of
+/// chosen span fields (such as `request.id`) onto every log record emitted
+/// inside the span.
+///
+/// The copy is otelwire's own rather than the appender's
+/// `with_tracing_span_attributes`, which hashes every field of every span
+/// against its allow-list and keeps an owned copy per span and per record:
+/// here a span's copied fields are captured once as log attributes (strings
+/// shared, not copied), and each record gets them through the log gate
+/// ([`take_span_fields`]) on the emitting thread.
 pub(crate) struct Bridge {
     inner: OpenTelemetryTracingBridge<SdkLoggerProvider, SdkLogger>,
     /// The span fields copied onto log records; spans with none of them
@@ -214,20 +236,34 @@ impl std::fmt::Debug for Bridge {
     }
 }
 
+/// The copied fields of one span, as log record attributes.
+struct SpanLogFields(Vec<(Key, AnyValue)>);
+
+thread_local! {
+    /// The enclosing spans' copied fields of the event being bridged on this
+    /// thread, for the log gate to add to the record it is handed.
+    static PENDING: RefCell<Vec<(Key, AnyValue)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Adds the copied span fields of the event being bridged on this thread
+/// to `record` (called by the log gate, inside the bridge's call).
+pub(crate) fn take_span_fields(record: &mut SdkLogRecord) {
+    use opentelemetry::logs::LogRecord as _;
+    PENDING.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut()
+            && !p.is_empty()
+        {
+            record.add_attributes(p.drain(..));
+        }
+    })
+}
+
 impl Bridge {
     /// `span_fields`: fields of the enclosing spans copied onto every log
     /// record emitted inside them (such as `request.id`).
     pub(crate) fn new(provider: &SdkLoggerProvider, span_fields: &[String]) -> Self {
-        let mut b = OpenTelemetryTracingBridge::builder(provider);
-        if !span_fields.is_empty() {
-            b = b.with_tracing_span_attributes(
-                opentelemetry_appender_tracing::layer::TracingSpanAttributes::allowlist(
-                    span_fields.iter().cloned(),
-                ),
-            );
-        }
         Bridge {
-            inner: b.build(),
+            inner: OpenTelemetryTracingBridge::new(provider),
             span_fields: span_fields.to_vec(),
         }
     }
@@ -235,87 +271,78 @@ impl Bridge {
     fn copies(&self, field: &tracing::field::Field) -> bool {
         self.span_fields.iter().any(|f| f == field.name())
     }
-}
 
-/// The most fields a `tracing` callsite has (the macros' limit).
-const MAX_FIELDS: usize = 32;
-
-/// Copied fields captured per span at most (more: the bridge sees them all).
-const MAX_CAPTURED: usize = 4;
-
-/// A span field value the bridge copies onto log records.
-#[derive(Default)]
-enum Captured {
-    #[default]
-    Unset,
-    Str(String),
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    Bool(bool),
-}
-
-impl Captured {
-    fn value(&self) -> Option<&dyn tracing::Value> {
-        match self {
-            Captured::Unset => None,
-            Captured::Str(v) => Some(v),
-            Captured::I64(v) => Some(v),
-            Captured::U64(v) => Some(v),
-            Captured::F64(v) => Some(v),
-            Captured::Bool(v) => Some(v),
-        }
+    /// The copied fields among `record`'s values.
+    fn capture(&self, record: impl FnOnce(&mut Capture<'_>)) -> Vec<(Key, AnyValue)> {
+        let mut capture = Capture {
+            bridge: self,
+            fields: Vec::new(),
+        };
+        record(&mut capture);
+        capture.fields
     }
 }
 
-/// Captures the copied fields of a span with their field index.
+/// Captures the copied fields of a span as log attributes.
 struct Capture<'a> {
     bridge: &'a Bridge,
-    found: [(usize, Captured); MAX_CAPTURED],
-    len: usize,
-    overflow: bool,
+    fields: Vec<(Key, AnyValue)>,
 }
 
 impl Capture<'_> {
-    fn set(&mut self, field: &tracing::field::Field, value: impl FnOnce() -> Captured) {
-        if !self.bridge.copies(field) {
-            return;
-        }
-        match self.found.get_mut(self.len) {
-            Some(slot) => {
-                *slot = (field.index(), value());
-                self.len += 1;
-            }
-            None => self.overflow = true,
+    fn set(&mut self, field: &tracing::field::Field, value: impl FnOnce() -> AnyValue) {
+        if self.bridge.copies(field) {
+            self.fields
+                .push((Key::from_static_str(field.name()), value()));
         }
     }
+}
+
+/// A string shared between the span and every record it is copied onto.
+fn shared(s: &str) -> AnyValue {
+    AnyValue::String(StringValue::from(std::sync::Arc::<str>::from(s)))
 }
 
 impl tracing::field::Visit for Capture<'_> {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.set(field, || Captured::Str(format!("{value:?}")));
+        self.set(field, || shared(&format!("{value:?}")));
     }
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.set(field, || Captured::Str(value.to_owned()));
+        self.set(field, || shared(value));
     }
     fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.set(field, || Captured::I64(value));
+        self.set(field, || AnyValue::Int(value));
     }
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        self.set(field, || Captured::U64(value));
+        self.set(field, || match i64::try_from(value) {
+            Ok(v) => AnyValue::Int(v),
+            Err(_) => shared(&value.to_string()),
+        });
     }
     fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
-        self.set(field, || Captured::F64(value));
+        self.set(field, || AnyValue::Double(value));
     }
     fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
-        self.set(field, || Captured::Bool(value));
+        self.set(field, || AnyValue::Boolean(value));
     }
     fn record_error(
         &mut self,
         field: &tracing::field::Field,
         value: &(dyn std::error::Error + 'static),
     ) {
-        self.set(field, || Captured::Str(value.to_string()));
+        self.set(field, || shared(&value.to_string()));
+    }
+}
+
+/// Whether a record sets any copied field.
+struct Probe<'a> {
+    bridge: &'a Bridge,
+    copied: bool,
+}
+
+impl tracing::field::Visit for Probe<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, _: &dyn std::fmt::Debug) {
+        self.copied |= self.bridge.copies(field);
     }
 }
 
@@ -329,33 +356,16 @@ where
         id: &tracing::span::Id,
         ctx: Context<'_, S>,
     ) {
-        // The bridge hashes every field of every span against its
-        // allow-list: skip spans with none of the fields, and show it only
-        // the copied fields of the others.
         let meta = attrs.metadata();
         if is_transport_target(meta.target()) || !meta.fields().iter().any(|f| self.copies(&f)) {
             return;
         }
-        let fields = meta.fields();
-        let mut capture = Capture {
-            bridge: self,
-            found: Default::default(),
-            len: 0,
-            overflow: false,
-        };
-        attrs.record(&mut capture);
-        if capture.overflow || fields.len() > MAX_FIELDS {
-            return self.inner.on_new_span(attrs, id, ctx);
+        let fields = self.capture(|c| attrs.record(c));
+        if !fields.is_empty()
+            && let Some(span) = ctx.span(id)
+        {
+            span.extensions_mut().insert(SpanLogFields(fields));
         }
-        let mut values: [Option<&dyn tracing::Value>; MAX_FIELDS] = [None; MAX_FIELDS];
-        for (i, v) in &capture.found[..capture.len] {
-            if let Some(slot) = values.get_mut(*i) {
-                *slot = v.value();
-            }
-        }
-        let set = fields.value_set_all(&values[..fields.len()]);
-        self.inner
-            .on_new_span(&tracing::span::Attributes::new(meta, &set), id, ctx)
     }
 
     fn on_record(
@@ -364,13 +374,28 @@ where
         values: &tracing::span::Record<'_>,
         ctx: Context<'_, S>,
     ) {
-        let copied = ctx.metadata(id).is_some_and(|meta| {
-            meta.fields()
-                .iter()
-                .any(|f| self.copies(&f) && values.contains(&f))
-        });
-        if copied {
-            self.inner.on_record(id, values, ctx)
+        // Only the recorded fields are visited: no registry look-up.
+        let mut probe = Probe {
+            bridge: self,
+            copied: false,
+        };
+        values.record(&mut probe);
+        if !probe.copied {
+            return;
+        }
+        let fields = self.capture(|c| values.record(c));
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        match ext.get_mut::<SpanLogFields>() {
+            Some(stored) => {
+                for (k, v) in fields {
+                    match stored.0.iter_mut().find(|(key, _)| *key == k) {
+                        Some(slot) => slot.1 = v,
+                        None => stored.0.push((k, v)),
+                    }
+                }
+            }
+            None => ext.insert(SpanLogFields(fields)),
         }
     }
 
@@ -380,7 +405,34 @@ where
         if is_transport_target(meta.target()) {
             return;
         }
-        self.inner.on_event(event, ctx)
+        let mut staged = false;
+        if !self.span_fields.is_empty()
+            && let Some(scope) = ctx.event_scope(event)
+        {
+            PENDING.with(|p| {
+                if let Ok(mut p) = p.try_borrow_mut() {
+                    p.clear();
+                    // Leaf to root: no collecting of the scope to reverse it
+                    // (the order of the attributes on the record is not
+                    // meaningful).
+                    for span in scope {
+                        if let Some(stored) = span.extensions().get::<SpanLogFields>() {
+                            p.extend(stored.0.iter().cloned());
+                        }
+                    }
+                    staged = !p.is_empty();
+                }
+            });
+        }
+        self.inner.on_event(event, ctx);
+        if staged {
+            // Not taken when the record was not emitted.
+            PENDING.with(|p| {
+                if let Ok(mut p) = p.try_borrow_mut() {
+                    p.clear();
+                }
+            });
+        }
     }
 }
 

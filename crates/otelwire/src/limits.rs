@@ -25,23 +25,33 @@ fn cut_string(s: &StringValue, limit: usize) -> Option<StringValue> {
 }
 
 /// Cuts the string values among span (or span event) attributes.
+#[cfg(test)]
 pub(crate) fn truncate_attributes(attributes: &mut [KeyValue], limit: usize) {
     for kv in attributes {
-        match &mut kv.value {
-            Value::String(s) => {
-                if let Some(short) = cut_string(s, limit) {
-                    *s = short;
-                }
+        truncate_attribute(kv, limit);
+    }
+}
+
+/// Cuts one attribute's string value(s). Inlined: for the usual short
+/// value it is one length comparison.
+#[inline(always)]
+pub(crate) fn truncate_attribute(kv: &mut KeyValue, limit: usize) {
+    match &mut kv.value {
+        Value::String(s) => {
+            if s.as_str().len() > limit
+                && let Some(short) = cut_string(s, limit)
+            {
+                *s = short;
             }
-            Value::Array(Array::String(items)) => {
-                for item in items {
-                    if let Some(short) = cut_string(item, limit) {
-                        *item = short;
-                    }
-                }
-            }
-            _ => {}
         }
+        Value::Array(Array::String(items)) => {
+            for item in items {
+                if let Some(short) = cut_string(item, limit) {
+                    *item = short;
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -34,7 +34,7 @@ use crate::config::{Compression, ExporterKind, OtlpConfig, Protocol, Resolved, S
 use crate::error::InitError;
 use crate::health::Pipeline;
 use crate::limits;
-use crate::redact::{REDACTED, Redactor};
+use crate::redact::Redactor;
 
 /// Room above the gate's limit in the SDK's queue, for items admitted by
 /// threads racing past the gate at the same moment.
@@ -805,11 +805,12 @@ impl SpanProcessor for SpanGate {
             self.pipeline.record_queue_drop(Signal::Traces);
             return;
         }
-        redact_all(&self.redactor, &mut span.attributes);
-        limits::truncate_attributes(&mut span.attributes, self.value_limit);
+        // One pass per attribute list: secret keys redacted, long values cut.
+        let limit = self.value_limit;
+        let cut = |kv: &mut KeyValue| limits::truncate_attribute(kv, limit);
+        self.redactor.redact_keys_and(&mut span.attributes, cut);
         for event in span.events.events.iter_mut() {
-            redact_all(&self.redactor, &mut event.attributes);
-            limits::truncate_attributes(&mut event.attributes, self.value_limit);
+            self.redactor.redact_keys_and(&mut event.attributes, cut);
         }
         self.inner.on_end(span)
     }
@@ -824,14 +825,6 @@ impl SpanProcessor for SpanGate {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource)
-    }
-}
-
-fn redact_all(redactor: &Redactor, attributes: &mut [KeyValue]) {
-    for kv in attributes {
-        if redactor.is_secret_cached(kv.key.as_str()) {
-            kv.value = opentelemetry::Value::from(REDACTED);
-        }
     }
 }
 
@@ -850,6 +843,7 @@ struct LogGate {
 
 impl LogProcessor for LogGate {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        crate::layers::take_span_fields(record);
         if !self.pipeline.stats(Signal::Logs).admit(self.max_in_flight) {
             self.pipeline.record_queue_drop(Signal::Logs);
             return;
