@@ -143,25 +143,32 @@ impl Redactor {
     /// by the name's address (attribute keys are mostly `&'static str`
     /// field names, seen over and over); a hit is confirmed by comparing the
     /// bytes, so a reused address can never return a stale answer.
+    /// The hit path is inlined into the span gate's loop; a miss is cold.
+    #[inline(always)]
+    fn is_secret_in(&self, cache: &mut [NameEntry; NAME_SLOTS], name: &str) -> bool {
+        let ptr = name.as_ptr() as usize;
+        let e = &mut cache[name_slot(ptr)];
+        if e.ptr == ptr && e.redactor == self.id && *e.name == *name.as_bytes() {
+            return e.secret;
+        }
+        self.cache_miss(e, ptr, name)
+    }
+
+    #[cold]
+    fn cache_miss(&self, e: &mut NameEntry, ptr: usize, name: &str) -> bool {
+        let secret = self.is_secret(name);
+        *e = NameEntry {
+            ptr,
+            redactor: self.id,
+            name: name.as_bytes().into(),
+            secret,
+        };
+        secret
+    }
+
     #[cfg(test)]
     pub(crate) fn is_secret_cached(&self, name: &str) -> bool {
-        let ptr = name.as_ptr() as usize;
-        let slot = name_slot(ptr);
-        NAME_CACHE.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            let e = &mut cache[slot];
-            if e.ptr == ptr && e.redactor == self.id && *e.name == *name.as_bytes() {
-                return e.secret;
-            }
-            let secret = self.is_secret(name);
-            *e = NameEntry {
-                ptr,
-                redactor: self.id,
-                name: name.as_bytes().into(),
-                secret,
-            };
-            secret
-        })
+        NAME_CACHE.with(|cache| self.is_secret_in(&mut cache.borrow_mut(), name))
     }
 
     /// Replaces the value of every attribute whose key is secret, with one
@@ -176,23 +183,7 @@ impl Redactor {
         NAME_CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
             for kv in attributes {
-                let name = kv.key.as_str();
-                let ptr = name.as_ptr() as usize;
-                let e = &mut cache[name_slot(ptr)];
-                let secret = if e.ptr == ptr && e.redactor == self.id && *e.name == *name.as_bytes()
-                {
-                    e.secret
-                } else {
-                    let secret = self.is_secret(name);
-                    *e = NameEntry {
-                        ptr,
-                        redactor: self.id,
-                        name: name.as_bytes().into(),
-                        secret,
-                    };
-                    secret
-                };
-                if secret {
+                if self.is_secret_in(&mut cache, kv.key.as_str()) {
                     kv.value = opentelemetry::Value::from(REDACTED);
                 }
                 then(kv);
