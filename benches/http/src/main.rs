@@ -21,13 +21,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use otelwire::opentelemetry::trace::TracerProvider as _;
-use otelwire::opentelemetry_sdk::error::OTelSdkResult;
-use otelwire::opentelemetry_sdk::logs::{LogBatch, LogExporter};
-use otelwire::opentelemetry_sdk::metrics::Temporality;
-use otelwire::opentelemetry_sdk::metrics::data::ResourceMetrics;
-use otelwire::opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use otelwire::opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use otelwire::{LogFormat, Signal};
+use otelwire_test::noop::{NoopLogs, NoopMetrics, NoopSpans};
 use tracing_subscriber::layer::SubscriberExt;
 
 const VARIANTS: [&str; 4] = [
@@ -38,39 +33,6 @@ const VARIANTS: [&str; 4] = [
 ];
 const QUEUE: usize = 1 << 16;
 const DELAY: Duration = Duration::from_millis(100);
-
-#[derive(Debug)]
-struct NoopSpans;
-impl SpanExporter for NoopSpans {
-    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct NoopLogs;
-impl LogExporter for NoopLogs {
-    async fn export(&self, _batch: LogBatch<'_>) -> OTelSdkResult {
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct NoopMetrics;
-impl PushMetricExporter for NoopMetrics {
-    async fn export(&self, _metrics: &ResourceMetrics) -> OTelSdkResult {
-        Ok(())
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-    fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
-    }
-}
 
 fn hello() -> Router {
     Router::new().route("/hello/{name}", get(|| async { "hello" }))

@@ -5,20 +5,10 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use otelwire::opentelemetry_sdk::error::OTelSdkResult;
-use otelwire::opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use otelwire::{LogFormat, Telemetry};
 use otelwire_files::{Files, FilesExt};
+use otelwire_test::noop::NoopSpans;
 use tracing::Level;
-
-#[derive(Debug)]
-struct NoopSpans;
-
-impl SpanExporter for NoopSpans {
-    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
-        Ok(())
-    }
-}
 
 #[derive(Clone, Default)]
 struct Console(Arc<Mutex<Vec<u8>>>);

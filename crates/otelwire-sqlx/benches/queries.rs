@@ -19,48 +19,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
-use otelwire::opentelemetry_sdk::error::OTelSdkResult;
-use otelwire::opentelemetry_sdk::logs::{LogBatch, LogExporter};
-use otelwire::opentelemetry_sdk::metrics::Temporality;
-use otelwire::opentelemetry_sdk::metrics::data::ResourceMetrics;
-use otelwire::opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use otelwire::opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use otelwire::{LogFormat, Signal, Telemetry};
 use otelwire_sqlx::InstrumentedPool;
+use otelwire_test::noop::{NoopLogs, NoopMetrics, NoopSpans};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-
-#[derive(Debug)]
-struct NoopSpans;
-impl SpanExporter for NoopSpans {
-    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct NoopLogs;
-impl LogExporter for NoopLogs {
-    async fn export(&self, _batch: LogBatch<'_>) -> OTelSdkResult {
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct NoopMetrics;
-impl PushMetricExporter for NoopMetrics {
-    async fn export(&self, _metrics: &ResourceMetrics) -> OTelSdkResult {
-        Ok(())
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-    fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
-    }
-}
 
 fn telemetry() -> Telemetry {
     otelwire::builder()

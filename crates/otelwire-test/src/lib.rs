@@ -34,6 +34,7 @@
 //! the collector).
 
 mod model;
+pub mod noop;
 mod server;
 mod tls;
 

@@ -19,34 +19,15 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::logs::{BatchLogProcessor, LogBatch, LogExporter, SdkLoggerProvider};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::logs::{BatchLogProcessor, SdkLoggerProvider};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use otelwire::{LogFormat, Signal};
+use otelwire_test::noop::{NoopLogs, NoopSpans};
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 
 const QUEUE: usize = 1 << 16;
 const DELAY: Duration = Duration::from_millis(50);
-
-/// Accepts everything at once, as opentelemetry-rust's own benches do.
-#[derive(Debug, Default)]
-struct NoopSpans;
-
-impl SpanExporter for NoopSpans {
-    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
-        Ok(())
-    }
-}
-
-#[derive(Debug, Default)]
-struct NoopLogs;
-
-impl LogExporter for NoopLogs {
-    async fn export(&self, _batch: LogBatch<'_>) -> OTelSdkResult {
-        Ok(())
-    }
-}
 
 /// The raw crates' providers with the same queue and delay as otelwire's side.
 fn raw_tracer_provider() -> SdkTracerProvider {
