@@ -19,12 +19,24 @@
 //!   again on the same ports for `--flap-seconds`, over and over; it is up
 //!   for the final flush.
 //!
+//! Stacks (`--stack`):
+//! - `otelwire` (default): `otelwire::builder()` as above;
+//! - `raw`: the same load through the raw crates hand-wired with their
+//!   defaults (`tracing-subscriber` registry and `EnvFilter`,
+//!   `tracing-opentelemetry`, `opentelemetry-appender-tracing`, the SDK's
+//!   batch processors and periodic reader, `opentelemetry-otlp`), the
+//!   baseline; collector up only; nothing counted but what the collector
+//!   received;
+//! - `both`: the binary runs itself with `--stack otelwire`, then with
+//!   `--stack raw`, the same options otherwise, and prints the ratio of
+//!   spans exported per CPU-second.
+//!
 //! Options: `--protocol grpc|http` (default `grpc`; `http` is
 //! `http/protobuf`), `--seconds N` (default 10), `--threads N` (default:
 //! the number of cores), `--rate N` operations (so spans) per second in
 //! total (default 0: full speed), `--flap-seconds N` (default 3),
 //! `--signals traces,logs,metrics` (default all three), `--queue N` (the
-//! trace and log queue size; default otelwire's, 2048), `--batch N` (spans
+//! trace and log queue size; default otelwire's, 8192), `--batch N` (spans
 //! or log records per export request; default otelwire's, 512).
 //!
 //! It prints a line per second while running, then per signal: emitted and
@@ -37,6 +49,7 @@
 mod collector;
 mod load;
 mod process;
+mod raw;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,8 +71,20 @@ enum Mode {
     Flap,
 }
 
+/// Which pipeline carries the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stack {
+    Otelwire,
+    /// The raw crates hand-wired: the baseline.
+    Raw,
+    /// Both, one after the other (each in a process of its own), and the
+    /// ratio.
+    Both,
+}
+
 #[derive(Debug)]
 struct Options {
+    stack: Stack,
     mode: Mode,
     protocol: Protocol,
     seconds: u64,
@@ -74,6 +99,7 @@ struct Options {
 fn parse(args: &[String]) -> Result<Options, String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut o = Options {
+        stack: Stack::Otelwire,
         mode: Mode::Up,
         protocol: Protocol::Grpc,
         seconds: 10,
@@ -100,6 +126,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 .map_err(|_| format!("{flag}: {value:?} is not a number"))
         };
         match flag.as_str() {
+            "--stack" => {
+                o.stack = match value {
+                    "otelwire" => Stack::Otelwire,
+                    "raw" => Stack::Raw,
+                    "both" => Stack::Both,
+                    _ => return Err(format!("--stack: {value:?} is not otelwire, raw or both")),
+                }
+            }
             "--mode" => {
                 o.mode = match value {
                     "up" => Mode::Up,
@@ -210,7 +244,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&options) {
+    let ran = match options.stack {
+        Stack::Otelwire => run(&options),
+        Stack::Raw => run_raw(&options),
+        Stack::Both => compare(&args),
+    };
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("stress: {e}");
@@ -226,9 +265,9 @@ fn run(o: &Options) -> Result<(), String> {
         Mode::Down => None,
         Mode::Up | Mode::Flap => Some(CollectorProcess::spawn(ports.0, ports.1)?),
     }));
-    let (endpoint, protocol_name) = match o.protocol {
-        Protocol::Grpc => (format!("http://127.0.0.1:{}", ports.0), "grpc"),
-        _ => (format!("http://127.0.0.1:{}", ports.1), "http/protobuf"),
+    let endpoint = match o.protocol {
+        Protocol::Grpc => format!("http://127.0.0.1:{}", ports.0),
+        _ => format!("http://127.0.0.1:{}", ports.1),
     };
     let mut builder = otelwire::builder()
         .env_source(|_| None)
@@ -260,63 +299,42 @@ fn run(o: &Options) -> Result<(), String> {
         Mode::Down => "down",
         Mode::Flap => "flap",
     };
-    let rate = if o.rate == 0 {
-        "full speed".to_owned()
-    } else {
-        format!("{} operations/s", o.rate)
-    };
     println!(
-        "stress: mode {mode_name}, OTLP {protocol_name} to {endpoint}, {} load threads on {cores} cores, {} s, {rate}, queue {}, batch {}",
+        "stress: mode {mode_name}, OTLP {} to {endpoint}, {} load threads on {cores} cores, {} s, {}, queue {}, batch {}",
+        protocol_name(o.protocol),
         o.threads,
         o.seconds,
-        o.queue
-            .map_or("2048 (default)".to_owned(), |q| q.to_string()),
+        rate_name(o.rate),
+        o.queue.map_or(
+            format!("{} (default)", otelwire::DEFAULT_MAX_QUEUE_SIZE),
+            |q| q.to_string()
+        ),
         o.batch
             .map_or("512 (default)".to_owned(), |b| b.to_string()),
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
     let stop_flap = Arc::new(AtomicBool::new(false));
     let emitted = Arc::new(Emitted::default());
-    let rss_start = process::rss_kib();
-    let cpu_start = process::cpu_seconds();
-    let started = Instant::now();
     let flapper = (o.mode == Mode::Flap).then(|| {
         let (slot, stop_flap) = (slot.clone(), stop_flap.clone());
         let period = Duration::from_secs(o.flap_seconds);
         let health = telemetry.health_source();
         std::thread::spawn(move || flap(&slot, ports, period, &stop_flap, &health))
     });
-    let threads = load::start(o.threads, o.rate, o.signals, &meter, &stop, &emitted);
-
-    let mut rss_max = rss_start;
-    for second in 1..=o.seconds {
-        let until = started + Duration::from_secs(second);
-        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    let ran = drive(o, &meter, None, &emitted, || {
         let h = telemetry.health();
-        let rss = process::rss_kib();
-        rss_max = rss_max.max(rss);
         let s = |sig| {
             let x = h.signal(sig);
             format!("{} {}/{}", sig, x.exported, x.dropped)
         };
-        println!(
-            "  {second:>3} s  exported/dropped so far: {}, {}, {}; RSS {:.1} MiB",
+        format!(
+            "exported/dropped so far: {}, {}, {}",
             s(Signal::Traces),
             s(Signal::Logs),
-            s(Signal::Metrics),
-            process::mib(rss)
-        );
-    }
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().map_err(|_| "a load thread panicked".to_owned())?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu_run = process::cpu_seconds() - cpu_start;
+            s(Signal::Metrics)
+        )
+    })?;
     let at_end = telemetry.health();
-    let rss_end = process::rss_kib();
-    rss_max = rss_max.max(rss_end);
 
     // The collector must be up for the final flush in flap mode.
     let mut received = Received::default();
@@ -350,31 +368,301 @@ fn run(o: &Options) -> Result<(), String> {
         o,
         &Results {
             emitted: &emitted,
-            elapsed,
-            cpu_run,
+            ran: &ran,
             at_end: &at_end,
             report: &report,
             received,
-            rss_start,
-            rss_end,
-            rss_max,
             peak_kib,
             flaps: flaps.map(|f| (f.restarts, f.resumed)),
         },
     );
+    print_summary(
+        "otelwire",
+        &emitted,
+        &ran,
+        report.signal(Signal::Traces).exported,
+        report.signal(Signal::Logs).exported,
+        peak_kib,
+    );
     Ok(())
+}
+
+/// What one run of the load measured, around it.
+#[derive(Debug)]
+struct Ran {
+    elapsed: f64,
+    /// CPU time of this process during the load.
+    cpu_run: f64,
+    rss_start: u64,
+    rss_end: u64,
+    /// The most of the once-a-second samples (and the end).
+    rss_max: u64,
+}
+
+/// Runs the load for `o.seconds` under `dispatch` (the global dispatcher
+/// when `None`), printing `status()` and the resident memory once a second.
+fn drive(
+    o: &Options,
+    meter: &otelwire::opentelemetry::metrics::Meter,
+    dispatch: Option<&tracing::Dispatch>,
+    emitted: &Arc<Emitted>,
+    status: impl Fn() -> String,
+) -> Result<Ran, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let rss_start = process::rss_kib();
+    let cpu_start = process::cpu_seconds();
+    let started = Instant::now();
+    let threads = load::start(
+        o.threads, o.rate, o.signals, meter, dispatch, &stop, emitted,
+    );
+    let mut rss_max = rss_start;
+    for second in 1..=o.seconds {
+        let until = started + Duration::from_secs(second);
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        let rss = process::rss_kib();
+        rss_max = rss_max.max(rss);
+        println!(
+            "  {second:>3} s  {}; RSS {:.1} MiB",
+            status(),
+            process::mib(rss)
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().map_err(|_| "a load thread panicked".to_owned())?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_run = process::cpu_seconds() - cpu_start;
+    let rss_end = process::rss_kib();
+    Ok(Ran {
+        elapsed,
+        cpu_run,
+        rss_start,
+        rss_end,
+        rss_max: rss_max.max(rss_end),
+    })
+}
+
+/// The load through the hand-wired raw crates ([`raw`]), collector up.
+fn run_raw(o: &Options) -> Result<(), String> {
+    if o.mode != Mode::Up {
+        return Err("--stack raw runs with --mode up only".to_owned());
+    }
+    let ports = collector::free_ports()?;
+    let collector = CollectorProcess::spawn(ports.0, ports.1)?;
+    let endpoint = match o.protocol {
+        Protocol::Grpc => format!("http://127.0.0.1:{}", ports.0),
+        _ => format!("http://127.0.0.1:{}", ports.1),
+    };
+    let raw = raw::build(&raw::Settings {
+        endpoint: &endpoint,
+        protocol: o.protocol,
+        signals: o.signals,
+        queue: o.queue,
+        batch: o.batch,
+        metric_interval: METRIC_INTERVAL,
+    })?;
+    println!(
+        "stress: the raw crates hand-wired (SDK defaults), OTLP {} to {endpoint}, {} load threads, {} s, {}",
+        protocol_name(o.protocol),
+        o.threads,
+        o.seconds,
+        rate_name(o.rate),
+    );
+    let meter = {
+        use otelwire::opentelemetry::metrics::MeterProvider as _;
+        raw.meters.meter("stress")
+    };
+    let emitted = Arc::new(Emitted::default());
+    let ran = drive(o, &meter, Some(&raw.dispatch), &emitted, || {
+        "(the raw crates count nothing)".to_owned()
+    })?;
+    let started = Instant::now();
+    raw.shutdown();
+    let shutdown_ms = started.elapsed().as_millis();
+    let peak_kib = process::peak_rss_kib();
+    let received = collector.stop()?;
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+    println!(
+        "\nrun: {:.2} s; the stress process used {:.2} CPU-seconds ({:.2} cores on average); the collector process {:.2} CPU-seconds; shutdown {shutdown_ms} ms",
+        ran.elapsed,
+        ran.cpu_run,
+        ran.cpu_run / ran.elapsed,
+        received.cpu_seconds
+    );
+    println!(
+        "\n| signal | emitted by the load | emitted/s | received by the collector (exported) | exported/s | per CPU-second | lost (emitted - received) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, emitted, got) in [
+        ("spans", load(&emitted.spans), received.spans),
+        ("log records", load(&emitted.logs), received.logs),
+    ] {
+        println!(
+            "| {name} | {emitted} | {:.0} | {got} | {:.0} | {:.0} | {} |",
+            emitted as f64 / ran.elapsed,
+            got as f64 / ran.elapsed,
+            got as f64 / ran.cpu_run.max(f64::MIN_POSITIVE),
+            emitted.saturating_sub(got),
+        );
+    }
+    println!(
+        "\nmemory: RSS {:.1} MiB at the start of the load, {:.1} MiB at its end, peak {:.1} MiB",
+        process::mib(ran.rss_start),
+        process::mib(ran.rss_end),
+        process::mib(peak_kib),
+    );
+    print_summary(
+        "raw",
+        &emitted,
+        &ran,
+        received.spans,
+        received.logs,
+        peak_kib,
+    );
+    Ok(())
+}
+
+/// The line `--stack both` reads from each child: what was emitted and
+/// exported, and the CPU the process spent.
+fn print_summary(
+    stack: &str,
+    emitted: &Emitted,
+    ran: &Ran,
+    spans_exported: u64,
+    logs_exported: u64,
+    peak_kib: u64,
+) {
+    println!(
+        "\nsummary stack={stack} spans_emitted={} spans_exported={spans_exported} logs_emitted={} logs_exported={logs_exported} cpu_seconds={:.3} elapsed={:.3} peak_kib={peak_kib}",
+        emitted.spans.load(Ordering::Relaxed),
+        emitted.logs.load(Ordering::Relaxed),
+        ran.cpu_run,
+        ran.elapsed,
+    );
+}
+
+/// A child's summary line, parsed.
+#[derive(Debug, Default, PartialEq)]
+struct Summary {
+    spans_emitted: u64,
+    spans_exported: u64,
+    logs_emitted: u64,
+    logs_exported: u64,
+    cpu_seconds: f64,
+}
+
+impl Summary {
+    fn parse(line: &str) -> Option<Summary> {
+        let rest = line.strip_prefix("summary ")?;
+        let mut s = Summary::default();
+        for pair in rest.split_whitespace() {
+            let (k, v) = pair.split_once('=')?;
+            match k {
+                "spans_emitted" => s.spans_emitted = v.parse().ok()?,
+                "spans_exported" => s.spans_exported = v.parse().ok()?,
+                "logs_emitted" => s.logs_emitted = v.parse().ok()?,
+                "logs_exported" => s.logs_exported = v.parse().ok()?,
+                "cpu_seconds" => s.cpu_seconds = v.parse().ok()?,
+                _ => {}
+            }
+        }
+        Some(s)
+    }
+
+    /// Spans exported per CPU-second of the stress process.
+    fn spans_per_cpu(&self) -> f64 {
+        self.spans_exported as f64 / self.cpu_seconds.max(f64::MIN_POSITIVE)
+    }
+
+    /// CPU microseconds per exported span (log record included when the
+    /// load made one per span).
+    fn cpu_us_per_span(&self) -> f64 {
+        self.cpu_seconds * 1e6 / (self.spans_exported.max(1) as f64)
+    }
+}
+
+/// `--stack both`: this binary again with `--stack otelwire`, then with
+/// `--stack raw`, the same options otherwise, one after the other; their
+/// output is passed through, then the ratio.
+fn compare(args: &[String]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("this binary's path: {e}"))?;
+    let mut base = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--stack" {
+            it.next();
+        } else {
+            base.push(a.clone());
+        }
+    }
+    let mut summaries = Vec::new();
+    for stack in ["otelwire", "raw"] {
+        println!("\n==== --stack {stack}\n");
+        let output = std::process::Command::new(&exe)
+            .args(&base)
+            .args(["--stack", stack])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("run {stack}: {e}"))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        print!("{text}");
+        if !output.status.success() {
+            return Err(format!("the {stack} run failed: {}", output.status));
+        }
+        summaries.push(
+            text.lines()
+                .find_map(Summary::parse)
+                .ok_or_else(|| format!("the {stack} run printed no summary"))?,
+        );
+    }
+    let (ow, raw) = (&summaries[0], &summaries[1]);
+    println!("\n==== otelwire against the raw crates, same options, one after the other\n");
+    println!(
+        "| stack | spans emitted | spans exported | lost | log records exported | CPU-seconds | spans exported per CPU-second | CPU µs per exported span |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, s) in [("otelwire", ow), ("raw crates", raw)] {
+        println!(
+            "| {name} | {} | {} | {} | {} | {:.2} | {:.0} | {:.2} |",
+            s.spans_emitted,
+            s.spans_exported,
+            s.spans_emitted.saturating_sub(s.spans_exported)
+                + s.logs_emitted.saturating_sub(s.logs_exported),
+            s.logs_exported,
+            s.cpu_seconds,
+            s.spans_per_cpu(),
+            s.cpu_us_per_span(),
+        );
+    }
+    println!(
+        "\nratio, spans exported per CPU-second, otelwire / raw crates: {:.2}x",
+        ow.spans_per_cpu() / raw.spans_per_cpu().max(f64::MIN_POSITIVE)
+    );
+    Ok(())
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Grpc => "grpc",
+        _ => "http/protobuf",
+    }
+}
+
+fn rate_name(rate: u64) -> String {
+    if rate == 0 {
+        "full speed".to_owned()
+    } else {
+        format!("{rate} operations/s")
+    }
 }
 
 struct Results<'a> {
     emitted: &'a Emitted,
-    elapsed: f64,
-    cpu_run: f64,
+    ran: &'a Ran,
     at_end: &'a otelwire::Health,
     report: &'a otelwire::ShutdownReport,
     received: Received,
-    rss_start: u64,
-    rss_end: u64,
-    rss_max: u64,
     peak_kib: u64,
     /// Collector restarts, and those after which export resumed.
     flaps: Option<(u32, u32)>,
@@ -382,20 +670,20 @@ struct Results<'a> {
 
 fn print_results(o: &Options, r: &Results<'_>) {
     let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
-    let per_s = |n: u64| n as f64 / r.elapsed;
+    let per_s = |n: u64| n as f64 / r.ran.elapsed;
     let per_thread = |n: u64| per_s(n) / o.threads as f64;
     let per_cpu = |n: u64| {
-        if r.cpu_run > 0.0 {
-            n as f64 / r.cpu_run
+        if r.ran.cpu_run > 0.0 {
+            n as f64 / r.ran.cpu_run
         } else {
             0.0
         }
     };
     println!(
         "\nrun: {:.2} s; the stress process used {:.2} CPU-seconds ({:.2} cores on average; load threads and otelwire's export threads); the collector process(es) {:.2} CPU-seconds",
-        r.elapsed,
-        r.cpu_run,
-        r.cpu_run / r.elapsed,
+        r.ran.elapsed,
+        r.ran.cpu_run,
+        r.ran.cpu_run / r.ran.elapsed,
         r.received.cpu_seconds
     );
     println!(
@@ -507,13 +795,13 @@ fn print_results(o: &Options, r: &Results<'_>) {
         r.report.elapsed.as_millis()
     );
 
-    let growth_peak = r.peak_kib.saturating_sub(r.rss_start);
+    let growth_peak = r.peak_kib.saturating_sub(r.ran.rss_start);
     println!(
         "\nmemory: RSS {:.1} MiB at the start of the load, {:.1} MiB at its end (growth {:.1} MiB), {:.1} MiB at most in the once-a-second samples; peak (VmHWM, whole process life, shutdown included) {:.1} MiB, {:.1} MiB above the start",
-        process::mib(r.rss_start),
-        process::mib(r.rss_end),
-        process::mib(r.rss_end.saturating_sub(r.rss_start)),
-        process::mib(r.rss_max),
+        process::mib(r.ran.rss_start),
+        process::mib(r.ran.rss_end),
+        process::mib(r.ran.rss_end.saturating_sub(r.ran.rss_start)),
+        process::mib(r.ran.rss_max),
         process::mib(r.peak_kib),
         process::mib(growth_peak),
     );
@@ -596,5 +884,31 @@ mod tests {
             parse(&args("--seconds")).unwrap_err(),
             "--seconds needs a value"
         );
+        assert_eq!(o.stack, Stack::Otelwire);
+        assert_eq!(parse(&args("--stack both")).unwrap().stack, Stack::Both);
+        assert_eq!(
+            parse(&args("--stack bare")).unwrap_err(),
+            "--stack: \"bare\" is not otelwire, raw or both"
+        );
+    }
+
+    #[test]
+    fn the_summary_line_round_trips() {
+        let line = "summary stack=raw spans_emitted=10 spans_exported=8 logs_emitted=10 logs_exported=9 cpu_seconds=0.004 elapsed=1.000 peak_kib=5";
+        let s = Summary::parse(line).unwrap();
+        assert_eq!(
+            s,
+            Summary {
+                spans_emitted: 10,
+                spans_exported: 8,
+                logs_emitted: 10,
+                logs_exported: 9,
+                cpu_seconds: 0.004,
+            }
+        );
+        assert_eq!(s.spans_per_cpu().round(), 2000.0);
+        assert_eq!(s.cpu_us_per_span(), 500.0);
+        assert_eq!(Summary::parse("  1 s  exported"), None);
+        assert_eq!(Summary::parse("summary spans_exported=x"), None);
     }
 }

@@ -60,7 +60,7 @@
 //! | `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | `1.0` | the ratio, in `[0, 1]` |
 //! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `none` |
-//! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_QUEUE_SIZE` | `2048` | spans / log records waiting for export before new ones are dropped |
+//! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_QUEUE_SIZE` | `8192` | spans / log records waiting for export before new ones are dropped (the specification's default is 2048; see [`DEFAULT_MAX_QUEUE_SIZE`] for why otelwire holds more) |
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | `512` | items per export request |
 //! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` | `5000`, `1000` | milliseconds between exports |
 //! | `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT` | `30000` | milliseconds (validated; the transport timeout applies) |
@@ -138,8 +138,8 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 
 pub use config::{
-    Compression, DEFAULT_VALUE_LENGTH_LIMIT, ExporterKind, LogFormat, Propagator, Protocol,
-    Sampler, Signal,
+    Compression, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_VALUE_LENGTH_LIMIT, ExporterKind, LogFormat,
+    Propagator, Protocol, Sampler, Signal,
 };
 pub use error::InitError;
 pub use health::{Component, ComponentHealth, Health, HealthStatus, SignalHealth};
@@ -464,6 +464,8 @@ impl Builder {
 
     /// Spans (`Signal::Traces`) or log records (`Signal::Logs`) that may wait
     /// for export; more are dropped and counted. Ignored for metrics.
+    /// Default [`DEFAULT_MAX_QUEUE_SIZE`], or `OTEL_BSP_MAX_QUEUE_SIZE` /
+    /// `OTEL_BLRP_MAX_QUEUE_SIZE`.
     pub fn max_queue_size(mut self, signal: Signal, size: usize) -> Self {
         if let Some(i) = batch_index(signal) {
             self.code.max_queue_size[i] = Some(size.max(1));
