@@ -70,6 +70,7 @@ impl Setup {
             let plain = pool();
             let instrumented = InstrumentedPool::builder(pool())
                 .env_source(|_| None)
+                .tracer(telemetry.tracer("otelwire-sqlx"))
                 .meter(telemetry.meter("otelwire-sqlx"))
                 .build()
                 .expect("default settings");

@@ -1,14 +1,20 @@
 //! One query's span, duration and slow-query event.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_core::Stream;
-use otelwire::opentelemetry::KeyValue;
-use otelwire::opentelemetry::metrics::Histogram;
+use otelwire::opentelemetry::global::{BoxedSpan, BoxedTracer};
+use otelwire::opentelemetry::metrics::{BoundHistogram, Histogram};
+use otelwire::opentelemetry::trace::{
+    Span as _, SpanBuilder, SpanKind, Status, TraceContextExt as _, Tracer as _,
+};
+use otelwire::opentelemetry::{self, KeyValue};
 use otelwire::opentelemetry_semantic_conventions::attribute::{
     DB_COLLECTION_NAME, DB_NAMESPACE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_RESPONSE_RETURNED_ROWS,
     DB_RESPONSE_STATUS_CODE, DB_SYSTEM_NAME, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT,
@@ -17,13 +23,17 @@ use sqlx::Database;
 use sqlx::Either;
 use sqlx_core::executor::Execute;
 use sqlx_core::sql_str::SqlStr;
-use tracing::field::Empty;
+use tracing_core::callsite::DefaultCallsite;
+use tracing_core::field::FieldSet;
+use tracing_core::metadata::Kind;
+use tracing_core::{Level, Metadata};
 
 use crate::config::{QueryText, Settings};
 use crate::sanitize;
 use crate::system::ConnectionTarget;
 
-/// The target of the query spans and of the slow-query event.
+/// The target of the slow-query event, and the target whose `INFO` level
+/// turns the query spans on and off in the `tracing` filter (`RUST_LOG`).
 pub const TARGET: &str = "otelwire_sqlx";
 
 /// Parsed query texts kept per instrumentation; past this many distinct
@@ -32,28 +42,38 @@ pub const TARGET: &str = "otelwire_sqlx";
 const CACHE_LIMIT: usize = 1024;
 
 /// What every query of one pool shares: its target, its settings, the
-/// duration histogram and the parsed-text cache.
+/// tracer, the duration histogram and the parsed-text cache.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) system: &'static str,
     pub(crate) target: ConnectionTarget,
     pub(crate) settings: Settings,
     pub(crate) duration: Histogram<f64>,
-    cache: Mutex<HashMap<SqlStr, Arc<QueryInfo>>>,
+    tracer: BoxedTracer,
+    /// `db.system.name`, `db.namespace`, `server.address`, `server.port`:
+    /// the attributes every span and measurement has.
+    base: Vec<KeyValue>,
+    cache: Mutex<HashMap<SqlStr, Arc<QueryInfo>, TextHash>>,
 }
 
-/// What a query text tells, computed once per distinct text.
+/// What a query text tells, computed once per distinct text. The strings
+/// are shared (`Arc<str>`), so that a query's span copies no text.
 #[derive(Debug)]
 pub(crate) struct QueryInfo {
-    name: String,
-    operation: Option<String>,
-    collection: Option<String>,
-    /// `db.query.text` as the settings want it.
-    text: Option<String>,
+    /// The span name.
+    name: Cow<'static, str>,
+    operation: Option<Arc<str>>,
+    collection: Option<Arc<str>>,
     /// For the slow-query event (never the full text).
-    sanitized: Option<String>,
+    sanitized: Option<Arc<str>>,
+    /// The span's attributes but the outcome: the base ones,
+    /// `db.operation.name`, `db.collection.name` and `db.query.text` as the
+    /// settings want it.
+    span_attributes: Vec<KeyValue>,
     /// The duration's attributes for a success.
     attributes: Vec<KeyValue>,
+    /// The histogram bound to `attributes`.
+    success: BoundHistogram<f64>,
 }
 
 impl Shared {
@@ -62,13 +82,29 @@ impl Shared {
         target: ConnectionTarget,
         settings: Settings,
         duration: Histogram<f64>,
+        tracer: BoxedTracer,
     ) -> Shared {
+        let mut base = vec![KeyValue::new(DB_SYSTEM_NAME, system)];
+        if let Some(ns) = &target.namespace {
+            base.push(KeyValue::new(DB_NAMESPACE, Arc::<str>::from(ns.as_str())));
+        }
+        if let Some(addr) = &target.server_address {
+            base.push(KeyValue::new(
+                SERVER_ADDRESS,
+                Arc::<str>::from(addr.as_str()),
+            ));
+        }
+        if let Some(port) = target.server_port {
+            base.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+        }
         Shared {
             system,
             target,
             settings,
             duration,
-            cache: Mutex::new(HashMap::new()),
+            tracer,
+            base,
+            cache: Mutex::new(HashMap::with_hasher(TextHash::new())),
         }
     }
 
@@ -87,68 +123,49 @@ impl Shared {
 
     fn describe(&self, sql: &str) -> QueryInfo {
         let parsed = sanitize::parse(sql);
+        let operation: Option<Arc<str>> = parsed.operation.as_deref().map(Arc::from);
+        let collection: Option<Arc<str>> = parsed.collection.as_deref().map(Arc::from);
         let name = match (&parsed.operation, &parsed.collection) {
-            (Some(op), Some(coll)) => format!("{op} {coll}"),
-            (Some(op), None) => op.clone(),
-            _ => self.system.to_owned(),
+            (Some(op), Some(coll)) => span_name(format!("{op} {coll}")),
+            (Some(op), None) => span_name(op.clone()),
+            _ => Cow::Borrowed(self.system),
         };
+        let sanitized: Option<Arc<str>> =
+            (self.settings.query_text != QueryText::Off).then(|| Arc::from(parsed.sanitized));
         let text = match self.settings.query_text {
-            QueryText::Full => Some(sql.to_owned()),
-            QueryText::Sanitized => Some(parsed.sanitized.clone()),
+            QueryText::Full => Some(Arc::from(sql)),
+            QueryText::Sanitized => sanitized.clone(),
             QueryText::Off => None,
         };
-        let sanitized = (self.settings.query_text != QueryText::Off).then_some(parsed.sanitized);
-        let mut attributes = self.base_attributes();
-        if let Some(op) = &parsed.operation {
+        let mut attributes = self.base.clone();
+        if let Some(op) = &operation {
             attributes.push(KeyValue::new(DB_OPERATION_NAME, op.clone()));
         }
-        if let Some(coll) = &parsed.collection {
+        if let Some(coll) = &collection {
             attributes.push(KeyValue::new(DB_COLLECTION_NAME, coll.clone()));
         }
+        let mut span_attributes = attributes.clone();
+        if let Some(text) = text {
+            span_attributes.push(KeyValue::new(DB_QUERY_TEXT, text));
+        }
+        let success = self.duration.bind(&attributes);
         QueryInfo {
             name,
-            operation: parsed.operation,
-            collection: parsed.collection,
-            text,
+            operation,
+            collection,
             sanitized,
+            span_attributes,
             attributes,
+            success,
         }
     }
 
-    fn base_attributes(&self) -> Vec<KeyValue> {
-        let mut a = vec![KeyValue::new(DB_SYSTEM_NAME, self.system)];
-        if let Some(ns) = &self.target.namespace {
-            a.push(KeyValue::new(DB_NAMESPACE, ns.clone()));
-        }
-        if let Some(addr) = &self.target.server_address {
-            a.push(KeyValue::new(SERVER_ADDRESS, addr.clone()));
-        }
-        if let Some(port) = self.target.server_port {
-            a.push(KeyValue::new(SERVER_PORT, i64::from(port)));
-        }
-        a
-    }
-
-    /// Starts a query: its span (a child of the current span) and clock.
+    /// Starts a query: its clock, and unless the `tracing` filter turns
+    /// the query spans off, its parent (the current OpenTelemetry context,
+    /// which tracing-opentelemetry sets to the entered span's) and its
+    /// wall-clock start.
     pub(crate) fn start(&self) -> Call<'_> {
-        let span = tracing::info_span!(
-            target: TARGET,
-            "db.query",
-            otel.name = self.system,
-            otel.kind = "client",
-            otel.status_code = Empty,
-            otel.status_description = Empty,
-            { DB_SYSTEM_NAME } = self.system,
-            { DB_NAMESPACE } = self.target.namespace.as_deref(),
-            { DB_OPERATION_NAME } = Empty,
-            { DB_COLLECTION_NAME } = Empty,
-            { DB_QUERY_TEXT } = Empty,
-            { DB_RESPONSE_RETURNED_ROWS } = Empty,
-            { DB_RESPONSE_STATUS_CODE } = Empty,
-            { ERROR_TYPE } = Empty,
-            { SERVER_ADDRESS } = self.target.server_address.as_deref(),
-            { SERVER_PORT } = self.target.server_port.map(i64::from),
-        );
+        let span = spans_enabled().then(|| (opentelemetry::Context::current(), SystemTime::now()));
         Call {
             shared: self,
             span,
@@ -160,20 +177,133 @@ impl Shared {
     }
 }
 
+/// Span names kept for the life of the process at most (they are
+/// `{operation} {table}`, so few in a given service); past this many,
+/// names are allocated per span.
+const NAME_LIMIT: usize = 1024;
+
+/// `name` as a span name: a `&'static str` shared by every span of that
+/// name, so that making and exporting a span copies no name.
+fn span_name(name: String) -> Cow<'static, str> {
+    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let names = names.get_or_insert_with(HashSet::new);
+    if let Some(&known) = names.get(name.as_str()) {
+        return Cow::Borrowed(known);
+    }
+    if names.len() >= NAME_LIMIT {
+        return Cow::Owned(name);
+    }
+    let name: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(name);
+    Cow::Borrowed(name)
+}
+
+/// Whether query spans are wanted: `tracing`'s maximum level allows `INFO`
+/// and the subscribers' filters do not rule out spans of target
+/// [`TARGET`] at `INFO` (as `RUST_LOG=info,otelwire_sqlx=off` does). Both
+/// answers are cached by `tracing` (and recomputed when a filter changes),
+/// so this costs two loads where asking the subscriber about each query
+/// (`tracing::span_enabled!`) would cost about 500 instructions. Filters
+/// that decide per span rather than per target and level (directives on
+/// span names or fields) do not apply: with those, the spans stay on.
+fn spans_enabled() -> bool {
+    static META: Metadata<'static> = Metadata::new(
+        "db.query",
+        TARGET,
+        Level::INFO,
+        Some(file!()),
+        Some(line!()),
+        Some(module_path!()),
+        FieldSet::new(&[], tracing_core::identify_callsite!(&CALLSITE)),
+        Kind::SPAN,
+    );
+    static CALLSITE: DefaultCallsite = DefaultCallsite::new(&META);
+    tracing::level_enabled!(Level::INFO) && !CALLSITE.interest().is_never()
+}
+
+/// The hasher of the parsed-text cache: a multiply-rotate hash of the
+/// text's words (several times cheaper than SipHash on query texts),
+/// seeded at random per pool.
+#[derive(Debug, Clone)]
+struct TextHash(u64);
+
+impl TextHash {
+    fn new() -> TextHash {
+        TextHash(RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl BuildHasher for TextHash {
+    type Hasher = TextHasher;
+
+    fn build_hasher(&self) -> TextHasher {
+        TextHasher(self.0)
+    }
+}
+
+struct TextHasher(u64);
+
+impl TextHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for TextHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Fold the high bits, which the multiplication mixes best, into the
+        // low ones the table indexes by.
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
 /// A query under way; finished exactly once, on completion or drop.
 ///
-/// Its span is never entered while the query runs: tracing-opentelemetry
-/// starts the OpenTelemetry span at the first entry and ignores a new
-/// `otel.name` after that, and the name is known only once the driver has
-/// read the query's text.
+/// Its span is made whole at the end, with the OpenTelemetry API: the
+/// name, the attributes and the outcome are all known only then (the
+/// driver reads the query's text after the query has started), and one
+/// span built in one go costs far less than a `tracing` span recorded and
+/// closed.
 pub(crate) struct Call<'a> {
     shared: &'a Shared,
-    pub(crate) span: tracing::Span,
+    /// The parent context and the wall-clock start, when the span is on.
+    span: Option<(opentelemetry::Context, SystemTime)>,
     started: Instant,
     /// Filled by [`Probe`] when the driver takes the query's text.
     sql: Arc<OnceLock<SqlStr>>,
     rows: i64,
     done: bool,
+}
+
+/// A failed query's `error.type`, database code and status description.
+struct Failure {
+    kind: String,
+    code: Option<String>,
+    description: String,
 }
 
 impl Call<'_> {
@@ -189,8 +319,8 @@ impl Call<'_> {
         self.rows += 1;
     }
 
-    /// Records the outcome on the span and the histogram, and the
-    /// slow-query event when due.
+    /// Makes the span, records the histogram, and logs the slow-query
+    /// event when due.
     pub(crate) fn finish(&mut self, error: Option<&sqlx::Error>) {
         if self.done {
             return;
@@ -208,111 +338,82 @@ impl Call<'_> {
                 QueryText::Full => e.to_string(),
                 _ => format!("{} error {kind}", shared.system),
             };
-            (kind, code, description)
+            Failure {
+                kind,
+                code,
+                description,
+            }
         });
-        self.record(info.as_deref(), failure.as_ref());
-        let mut attributes;
-        let attrs: &[KeyValue] = match (&info, &failure) {
-            (Some(info), None) => &info.attributes,
+        let slow = shared
+            .settings
+            .slow_query
+            .filter(|threshold| elapsed >= *threshold);
+        // The query span's context, for the slow-query event.
+        let mut context = None;
+        if let Some((parent, start)) = self.span.take() {
+            let span = self.export_span(&parent, start, elapsed, info.as_deref(), failure.as_ref());
+            if slow.is_some() {
+                context = Some(parent.with_remote_span_context(span.span_context().clone()));
+            }
+        }
+        match (&info, &failure) {
+            (Some(info), None) => info.success.record(elapsed.as_secs_f64()),
             (info, failure) => {
-                attributes = match info {
+                let mut attributes = match info {
                     Some(info) => info.attributes.clone(),
-                    None => shared.base_attributes(),
+                    None => shared.base.clone(),
                 };
-                if let Some((kind, code, _)) = failure {
-                    attributes.push(KeyValue::new(ERROR_TYPE, kind.clone()));
-                    if let Some(code) = code {
+                if let Some(f) = failure {
+                    attributes.push(KeyValue::new(ERROR_TYPE, f.kind.clone()));
+                    if let Some(code) = &f.code {
                         attributes.push(KeyValue::new(DB_RESPONSE_STATUS_CODE, code.clone()));
                     }
                 }
-                &attributes
+                shared.duration.record(elapsed.as_secs_f64(), &attributes);
             }
-        };
-        shared.duration.record(elapsed.as_secs_f64(), attrs);
-        if let Some(threshold) = shared.settings.slow_query
-            && elapsed >= threshold
-        {
-            slow_query(
-                &self.span,
-                info.as_deref(),
-                shared.system,
-                elapsed,
-                threshold,
-            );
+        }
+        if let Some(threshold) = slow {
+            slow_query(context, info.as_deref(), shared.system, elapsed, threshold);
         }
     }
 
-    /// Records the outcome on the span in one call: every `record` goes
-    /// through each layer of the subscriber, so one call instead of six
-    /// saves most of the cost of finishing a query.
-    fn record(&self, info: Option<&QueryInfo>, failure: Option<&(String, Option<String>, String)>) {
-        let span = &self.span;
-        let Some(meta) = span.metadata() else {
-            return;
+    /// Builds, starts and ends the query's span in one go; returns it
+    /// (ended: only its context is of use).
+    fn export_span(
+        &self,
+        parent: &opentelemetry::Context,
+        start: SystemTime,
+        elapsed: Duration,
+        info: Option<&QueryInfo>,
+        failure: Option<&Failure>,
+    ) -> BoxedSpan {
+        let shared = self.shared;
+        let (name, fixed) = match info {
+            Some(info) => (info.name.clone(), info.span_attributes.as_slice()),
+            None => (Cow::Borrowed(shared.system), shared.base.as_slice()),
         };
-        let fields = meta.fields();
-        let f = FIELDS.get_or_init(|| SpanFields::of(fields));
-        let rows = self.rows;
-        let name = info.map(|i| i.name.as_str());
-        let operation = info.and_then(|i| i.operation.as_deref());
-        let collection = info.and_then(|i| i.collection.as_deref());
-        let text = info.and_then(|i| i.text.as_deref());
-        let kind = failure.map(|(k, _, _)| k.as_str());
-        let code = failure.and_then(|(_, c, _)| c.as_deref());
-        let status = failure.map(|_| "ERROR");
-        let description = failure.map(|(_, _, d)| d.as_str());
-        fn v<'a>(x: &'a Option<&str>) -> Option<&'a dyn tracing::Value> {
-            x.as_ref().map(|s| s as &dyn tracing::Value)
+        let mut attributes = Vec::with_capacity(fixed.len() + 3);
+        attributes.extend_from_slice(fixed);
+        attributes.push(KeyValue::new(DB_RESPONSE_RETURNED_ROWS, self.rows));
+        if let Some(f) = failure {
+            attributes.push(KeyValue::new(ERROR_TYPE, f.kind.clone()));
+            if let Some(code) = &f.code {
+                attributes.push(KeyValue::new(DB_RESPONSE_STATUS_CODE, code.clone()));
+            }
         }
-        let values: [(&tracing::field::Field, Option<&dyn tracing::Value>); 9] = [
-            (&f.rows, Some(&rows as &dyn tracing::Value)),
-            (&f.name, v(&name)),
-            (&f.operation, v(&operation)),
-            (&f.collection, v(&collection)),
-            (&f.text, v(&text)),
-            (&f.error_type, v(&kind)),
-            (&f.status_code, v(&code)),
-            (&f.otel_status, v(&status)),
-            (&f.otel_description, v(&description)),
-        ];
-        span.record_all(&fields.value_set(&values));
-    }
-}
-
-/// The fields of the query span recorded at its end (there is one span
-/// call site, so they are looked up once).
-struct SpanFields {
-    rows: tracing::field::Field,
-    name: tracing::field::Field,
-    operation: tracing::field::Field,
-    collection: tracing::field::Field,
-    text: tracing::field::Field,
-    error_type: tracing::field::Field,
-    status_code: tracing::field::Field,
-    otel_status: tracing::field::Field,
-    otel_description: tracing::field::Field,
-}
-
-static FIELDS: OnceLock<SpanFields> = OnceLock::new();
-
-impl SpanFields {
-    fn of(fields: &tracing::field::FieldSet) -> SpanFields {
-        let f = |name: &str| {
-            fields
-                .field(name)
-                .unwrap_or_else(|| unreachable!("the query span declares {name}"))
+        let builder = SpanBuilder {
+            name,
+            span_kind: Some(SpanKind::Client),
+            start_time: Some(start),
+            attributes: Some(attributes),
+            ..SpanBuilder::default()
         };
-        SpanFields {
-            rows: f(DB_RESPONSE_RETURNED_ROWS),
-            name: f("otel.name"),
-            operation: f(DB_OPERATION_NAME),
-            collection: f(DB_COLLECTION_NAME),
-            text: f(DB_QUERY_TEXT),
-            error_type: f(ERROR_TYPE),
-            status_code: f(DB_RESPONSE_STATUS_CODE),
-            otel_status: f("otel.status_code"),
-            otel_description: f("otel.status_description"),
+        let mut span = shared.tracer.build_with_context(builder, parent);
+        if let Some(f) = failure {
+            span.set_status(Status::error(f.description.clone()));
         }
+        span.end_with_timestamp(start + elapsed);
+        span
     }
 }
 
@@ -324,8 +425,13 @@ impl Drop for Call<'_> {
     }
 }
 
+/// Logs the slow-query WARN event: a `tracing` event in the current span
+/// (so that it reaches every output and carries the span's copied fields,
+/// such as `request.id`), with the query span's context attached while it
+/// is emitted, so that its log record (and its console line) carries the
+/// query span's trace and span ids.
 fn slow_query(
-    span: &tracing::Span,
+    context: Option<opentelemetry::Context>,
     info: Option<&QueryInfo>,
     system: &'static str,
     elapsed: Duration,
@@ -334,24 +440,23 @@ fn slow_query(
     let operation = info.and_then(|i| i.operation.as_deref());
     let collection = info.and_then(|i| i.collection.as_deref());
     let text = info.and_then(|i| i.sanitized.as_deref());
-    let name = info.map_or(system, |i| i.name.as_str());
+    let name = info.map_or(system, |i| &*i.name);
     let ms = elapsed.as_secs_f64() * 1000.0;
     let message = format!(
         "slow query: {name} took {ms:.1} ms (threshold {} ms)",
         threshold.as_millis()
     );
-    span.in_scope(|| {
-        tracing::warn!(
-            target: TARGET,
-            duration_ms = ms,
-            threshold_ms = threshold.as_millis() as i64,
-            "db.system.name" = system,
-            "db.operation.name" = operation,
-            "db.collection.name" = collection,
-            "db.query.text" = text,
-            "{message}"
-        )
-    });
+    let _attached = context.map(opentelemetry::Context::attach);
+    tracing::warn!(
+        target: TARGET,
+        duration_ms = ms,
+        threshold_ms = threshold.as_millis() as i64,
+        "db.system.name" = system,
+        "db.operation.name" = operation,
+        "db.collection.name" = collection,
+        "db.query.text" = text,
+        "{message}"
+    );
 }
 
 /// `error.type` and, for database errors, the database's own code.

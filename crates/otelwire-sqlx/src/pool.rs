@@ -1,13 +1,16 @@
 //! A sqlx pool whose queries are instrumented, and its gauges.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
-use otelwire::opentelemetry::KeyValue;
+use otelwire::opentelemetry::global::BoxedTracer;
 use otelwire::opentelemetry::metrics::Meter;
+use otelwire::opentelemetry::trace::{Tracer, TracerProvider as _};
+use otelwire::opentelemetry::{InstrumentationScope, KeyValue};
 use otelwire::opentelemetry_semantic_conventions::attribute::{
     DB_CLIENT_CONNECTION_POOL_NAME, DB_CLIENT_CONNECTION_STATE,
 };
@@ -76,7 +79,8 @@ impl<DB: Database> fmt::Debug for InstrumentedPool<DB> {
 
 impl<DB: DbSystem> InstrumentedPool<DB> {
     /// Instruments `pool` with the settings from the environment and the
-    /// global meter provider; see [`builder`](Self::builder) for more.
+    /// global tracer and meter providers (which [`otelwire::init`] sets);
+    /// see [`builder`](Self::builder) for more.
     pub fn new(pool: Pool<DB>) -> Result<Self, ConfigError> {
         Self::builder(pool).build()
     }
@@ -85,6 +89,7 @@ impl<DB: DbSystem> InstrumentedPool<DB> {
     pub fn builder(pool: Pool<DB>) -> Builder<DB> {
         Builder {
             pool,
+            tracer: None,
             meter: None,
             query_text: None,
             slow_query: None,
@@ -198,6 +203,7 @@ type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// the environment (see the [crate docs](crate#configuration)).
 pub struct Builder<DB: Database> {
     pool: Pool<DB>,
+    tracer: Option<BoxedTracer>,
     meter: Option<Meter>,
     query_text: Option<QueryText>,
     slow_query: Option<Option<Duration>>,
@@ -216,6 +222,29 @@ impl<DB: Database> fmt::Debug for Builder<DB> {
 }
 
 impl<DB: DbSystem> Builder<DB> {
+    /// The tracer for the query spans (default: the global tracer
+    /// provider's, with the scope `otelwire-sqlx` and this crate's
+    /// version). `otelwire::init` installs its provider globally; with a
+    /// pipeline made by `otelwire::Builder::build`, which does not, pass
+    /// `telemetry.tracer("otelwire-sqlx")`. Any OpenTelemetry tracer will
+    /// do (an SDK tracer, a [`BoxedTracer`]).
+    #[must_use]
+    pub fn tracer<T>(mut self, tracer: T) -> Self
+    where
+        T: Tracer + Send + Sync + 'static,
+        T::Span: Send + Sync + 'static,
+    {
+        // A `BoxedTracer` is kept as it is rather than boxed once more
+        // (which would cost a second allocation per span).
+        let mut slot = Some(tracer);
+        let boxed = match (&mut slot as &mut dyn Any).downcast_mut::<Option<BoxedTracer>>() {
+            Some(boxed) => boxed.take(),
+            None => slot.map(|t| BoxedTracer::new(Box::new(t))),
+        };
+        self.tracer = boxed;
+        self
+    }
+
     /// The meter for `db.client.operation.duration` and the pool gauges
     /// (default: the global meter provider's `otelwire-sqlx` meter).
     #[must_use]
@@ -267,6 +296,13 @@ impl<DB: DbSystem> Builder<DB> {
         let options = self.pool.connect_options();
         let target = DB::target(&options);
         self.pool.set_connect_options(DB::quiet((*options).clone()));
+        let tracer = self.tracer.unwrap_or_else(|| {
+            otelwire::opentelemetry::global::tracer_provider().tracer_with_scope(
+                InstrumentationScope::builder("otelwire-sqlx")
+                    .with_version(env!("CARGO_PKG_VERSION"))
+                    .build(),
+            )
+        });
         let meter = self
             .meter
             .unwrap_or_else(|| otelwire::opentelemetry::global::meter("otelwire-sqlx"));
@@ -284,7 +320,13 @@ impl<DB: DbSystem> Builder<DB> {
         register_gauges(&meter, &pool, pool_name);
         Ok(InstrumentedPool {
             pool,
-            shared: Arc::new(Shared::new(DB::SYSTEM_NAME, target, settings, duration)),
+            shared: Arc::new(Shared::new(
+                DB::SYSTEM_NAME,
+                target,
+                settings,
+                duration,
+                tracer,
+            )),
         })
     }
 }

@@ -239,7 +239,10 @@ where
         .unwrap();
 }
 
-/// A query past the threshold logs one WARN with its sanitised text.
+/// A query past the threshold logs one WARN with its sanitised text: a
+/// `tracing` event of the request's span (so it carries the request's
+/// copied fields, `request.id`), whose log record carries the query span's
+/// trace and span ids.
 async fn slow_query<DB>(db: &InstrumentedPool<DB>, collector: &Collector, slow_sql: &'static str)
 where
     DB: DbSystem,
@@ -248,7 +251,13 @@ where
 {
     let threshold = db.slow_query_threshold().unwrap();
     let started = std::time::Instant::now();
-    sqlx::query(slow_sql).execute(db).await.unwrap();
+    let request = tracing::info_span!("slow-request", request.id = "req-slow-1");
+    sqlx::query(slow_sql)
+        .execute(db)
+        .instrument(request.clone())
+        .await
+        .unwrap();
+    drop(request);
     assert!(started.elapsed() >= threshold, "the query was not slow");
     let warns = collector
         .wait_for_logs(
@@ -271,7 +280,14 @@ where
         warn.attributes.get_i64("threshold_ms"),
         Some(threshold.as_millis() as i64)
     );
-    // Inside the query's span.
+    // The request's copied field, from the span the event was emitted in.
+    assert_eq!(warn.attributes.get_str("request.id"), Some("req-slow-1"));
+    // The record points at the query's span, a child of the request's.
+    let request = collector
+        .wait_for_spans(1, |s| s.name == "slow-request", WAIT)
+        .await
+        .unwrap()
+        .remove(0);
     let span = collector
         .wait_for_spans(
             1,
@@ -279,8 +295,15 @@ where
             WAIT,
         )
         .await
-        .unwrap();
-    assert_eq!(span[0].kind, SpanKind::Client);
+        .unwrap()
+        .remove(0);
+    assert_eq!(span.kind, SpanKind::Client);
+    assert_eq!(
+        span.parent_span_id.as_deref(),
+        Some(request.span_id.as_str())
+    );
+    assert_eq!(warn.trace_id.as_deref(), Some(request.trace_id.as_str()));
+    assert_eq!(span.trace_id, request.trace_id);
 }
 
 /// The pool's gauges reach the collector.
@@ -335,6 +358,7 @@ async fn sqlite(t: &Telemetry, slow: Option<Duration>) -> InstrumentedPool<sqlx:
         .max_lifetime(None)
         .connect_lazy_with(options);
     InstrumentedPool::builder(pool)
+        .tracer(t.tracer("otelwire-sqlx"))
         .meter(t.meter("otelwire-sqlx"))
         .env_source(|_| None)
         .slow_query_threshold(slow)
@@ -374,6 +398,59 @@ async fn sqlite_slow_query_logs_one_warning() {
     t.shutdown().await;
 }
 
+/// A stream dropped before its end, and a future dropped after its first
+/// poll, still make their spans, with what they read.
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite_dropped_queries_still_make_spans() {
+    use futures_util::{FutureExt, StreamExt};
+
+    let collector = Collector::start().unwrap();
+    let t = telemetry(&collector, "sqlx-dropped");
+    let _d = tracing::dispatcher::set_default(t.dispatch());
+    let db = sqlite(&t, None).await;
+    let union = "SELECT 'early' UNION ALL SELECT 'drop' UNION ALL SELECT 'x'";
+    let mut rows = sqlx::query(union).fetch(&db);
+    rows.next().await.unwrap().unwrap();
+    drop(rows);
+    let early = collector
+        .wait_for_spans(
+            1,
+            |s| {
+                s.attributes.get_str("db.query.text")
+                    == Some("SELECT ? UNION ALL SELECT ? UNION ALL SELECT ?")
+            },
+            WAIT,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(early.name, "SELECT");
+    assert_eq!(
+        early.attributes.get_i64("db.response.returned_rows"),
+        Some(1)
+    );
+    assert_eq!(early.status.code, StatusCode::Unset);
+    // Polled once (the worker thread has not answered yet, or has: either
+    // way the query ends here), then dropped.
+    let _ = sqlx::query("SELECT 'cancelled'")
+        .fetch_one(&db)
+        .now_or_never();
+    collector
+        .wait_for_spans(
+            1,
+            |s| {
+                s.attributes.get_str("db.system.name") == Some("sqlite")
+                    && (s.name == "sqlite"
+                        || s.attributes.get_str("db.query.text") == Some("SELECT ?"))
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    db.close().await;
+    t.shutdown().await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn query_text_full_and_off() {
     let collector = Collector::start().unwrap();
@@ -386,6 +463,7 @@ async fn query_text_full_and_off() {
         let pool = PoolOptions::<sqlx::Sqlite>::new()
             .connect_lazy_with("sqlite::memory:".parse().unwrap());
         let db = InstrumentedPool::builder(pool)
+            .tracer(t.tracer("otelwire-sqlx"))
             .meter(t.meter("otelwire-sqlx"))
             .env_source(move |k| (k == otelwire_sqlx::QUERY_TEXT_VAR).then(|| mode.to_string()))
             .build()
@@ -472,6 +550,7 @@ async fn postgres(
         .connect_lazy(url)
         .unwrap();
     InstrumentedPool::builder(pool)
+        .tracer(t.tracer("otelwire-sqlx"))
         .meter(t.meter("otelwire-sqlx"))
         .env_source(|_| None)
         .slow_query_threshold(slow)

@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::{Meter, MeterProvider};
+use opentelemetry::trace::TracerProvider as _;
 use tracing::Dispatch;
 
 use crate::config::Signal;
@@ -144,6 +146,17 @@ impl Telemetry {
         match &self.shared.meter_provider {
             Some(p) => p.meter(name),
             None => opentelemetry::metrics::noop::NoopMeterProvider::new().meter(name),
+        }
+    }
+
+    /// A tracer from this pipeline's tracer provider (a no-op tracer when
+    /// traces are off), for instrumentation that makes OpenTelemetry spans
+    /// directly rather than through `tracing`, such as `otelwire-sqlx`'s
+    /// query spans. Boxed, like the global provider's tracers.
+    pub fn tracer(&self, name: &'static str) -> BoxedTracer {
+        match &self.shared.tracer_provider {
+            Some(p) => BoxedTracer::new(Box::new(p.tracer(name))),
+            None => BoxedTracer::new(Box::new(opentelemetry::trace::noop::NoopTracer::new())),
         }
     }
 

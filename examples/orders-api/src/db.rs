@@ -110,6 +110,7 @@ impl Db {
                 .connect_lazy_with(options);
             Db::Sqlite(
                 InstrumentedPool::builder(pool)
+                    .tracer(telemetry.tracer("otelwire-sqlx"))
                     .meter(meter)
                     .pool_name("orders")
                     .build()?,
@@ -121,6 +122,7 @@ impl Db {
                 .connect_lazy_with(options);
             Db::Postgres(
                 InstrumentedPool::builder(pool)
+                    .tracer(telemetry.tracer("otelwire-sqlx"))
                     .meter(meter)
                     .pool_name("orders")
                     .build()?,
