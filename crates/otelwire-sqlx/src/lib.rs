@@ -82,9 +82,10 @@
 //!
 //! # What is recorded
 //!
-//! The span (kind client, a child of the current span) is named `{db.operation.name} {db.collection.name}`, or
-//! the operation alone when the query touches no single table, and has
-//! `db.system.name` (`sqlite`, `postgresql`), `db.namespace` (the database,
+//! The span (kind client, a child of the current span) is named
+//! `{db.operation.name} {db.collection.name}`, or the operation alone
+//! when the query touches no single table, and has `db.system.name`
+//! (`sqlite`, `postgresql`), `db.namespace` (the database,
 //! or the SQLite file name), `db.operation.name`, `db.collection.name`,
 //! `db.query.text`, `db.response.returned_rows`, `server.address` and
 //! `server.port` (PostgreSQL), and on failure `error.type` (the database's
