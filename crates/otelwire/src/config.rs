@@ -503,9 +503,10 @@ pub const DEFAULT_VALUE_LENGTH_LIMIT: usize = 32 * 1024;
 ///
 /// The specification's default is 2048, which holds 41 ms of telemetry at
 /// 50,000 spans/s: one slow answer from the collector, or the export thread
-/// losing its core for a moment, drops data. 8192 hold 164 ms; they cost
-/// about 1 MiB reserved at start and, with the collector down and both
-/// queues full, about 11 MiB in all.
+/// losing its core for a moment, drops data. 8192 hold 164 ms; measured
+/// in the stress runs (`BENCHMARKS.md`), they cost about 2 MiB more
+/// resident memory at start and, with the collector down and both queues
+/// full, about 9 MiB more than 2048 would.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 8192;
 
 /// The default `RUST_LOG` when none is set.
