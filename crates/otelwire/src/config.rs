@@ -603,6 +603,7 @@ impl Resolved {
             // endpoint gets the signal's path appended (specification).
             let endpoint_var = format!("OTEL_EXPORTER_OTLP_{infix}_ENDPOINT");
             let endpoint = if let Some(e) = &code.signal_endpoint[i] {
+                validate_setting_endpoint("signal_endpoint", e)?;
                 e.clone()
             } else if let (None, Some(e)) = (&code.endpoint, env.get(&endpoint_var)) {
                 validate_endpoint(&endpoint_var, &e)?;
@@ -617,7 +618,7 @@ impl Resolved {
                 };
                 match var {
                     Some(var) => validate_endpoint(var, &base)?,
-                    None => validate_setting_endpoint(&base)?,
+                    None => validate_setting_endpoint("endpoint", &base)?,
                 }
                 match protocol {
                     Protocol::Grpc => base,
@@ -645,6 +646,17 @@ impl Resolved {
             for (k, v) in &code.headers {
                 headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
                 headers.push((k.clone(), v.clone()));
+            }
+            // User info in the URL is sent as Basic authorization (as curl
+            // does) unless an authorization header is configured, and never
+            // kept in the URL that is used, printed or served.
+            let (endpoint, basic) = crate::endpoint::split_credentials(&endpoint);
+            if let Some(basic) = basic
+                && !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            {
+                headers.push(("authorization".to_owned(), basic));
             }
             let cert_var = format!("OTEL_EXPORTER_OTLP_{infix}_CERTIFICATE");
             let certificate = env
@@ -848,25 +860,27 @@ fn validate_endpoint(var: &str, value: &str) -> Result<(), InitError> {
     } else {
         Err(InitError::env(
             var,
-            value,
+            &crate::endpoint::without_userinfo(value),
             "expected an http:// or https:// URL, for example http://localhost:4317",
         ))
     }
 }
 
-fn validate_setting_endpoint(value: &str) -> Result<(), InitError> {
+fn validate_setting_endpoint(setting: &'static str, value: &str) -> Result<(), InitError> {
     if endpoint_ok(value) {
         Ok(())
     } else {
         Err(InitError::InvalidSetting {
-            setting: "endpoint",
-            value: value.to_owned(),
+            setting,
+            value: crate::endpoint::without_userinfo(value).into_owned(),
             expected: "an http:// or https:// URL, for example http://localhost:4317".into(),
         })
     }
 }
 
 fn endpoint_ok(value: &str) -> bool {
+    let value = crate::endpoint::without_userinfo(value);
+    let value = value.as_ref();
     let rest = value
         .strip_prefix("http://")
         .or_else(|| value.strip_prefix("https://"));

@@ -44,13 +44,24 @@
 //! generic one, then the default. An unusable value is an [`InitError`]
 //! naming the variable and the value (header values are never shown).
 //!
+//! Credentials in a collector URL (`http://user:pass@collector:4318`, in any
+//! of the endpoint variables or [`Builder::endpoint`]) are sent as HTTP Basic
+//! authorization, as curl would send them: user and password are
+//! percent-decoded and sent as `authorization: Basic base64(user:password)`
+//! with every export, over HTTP and gRPC alike. An `authorization` header set
+//! in `OTEL_EXPORTER_OTLP_HEADERS` (or a per-signal variant, or
+//! [`Builder::header`]) wins over the URL's credentials; prefer that
+//! variable, which keeps the secret out of the URL. The URL itself is always
+//! used, printed (the startup line, export warnings, [`InitError`]) and
+//! served (`/health/telemetry`, [`Health`]) with the user info removed.
+//!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
 //! | `OTEL_SERVICE_NAME` | the executable's name | `service.name` |
 //! | `OTEL_RESOURCE_ATTRIBUTES` | — | extra resource attributes, `k=v,k2=v2` (percent-decoded); `service.version` and `deployment.environment.name` are taken from here too |
 //! | `OTEL_SDK_DISABLED` | `false` | `true`: no export at all (local output stays) |
 //! | `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, `OTEL_METRICS_EXPORTER` | `otlp` | `otlp`, `console` (stdout, for debugging) or `none` |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (`:4317` for gRPC) | collector base URL; `/v1/traces` etc. are appended for HTTP |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (`:4317` for gRPC) | collector base URL; `/v1/traces` etc. are appended for HTTP; `user:pass@` in it is sent as Basic authorization (above) |
 //! | `OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_ENDPOINT` | — | full URL for one signal, used as given |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_{SIGNAL}_PROTOCOL` | `http/protobuf` | `grpc`, `http/protobuf` or `http/json` |
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_{SIGNAL}_HEADERS` | — | `k=v` pairs sent with every export (never logged) |
@@ -113,6 +124,7 @@
 
 pub mod audit;
 mod config;
+mod endpoint;
 mod error;
 mod format;
 mod health;
@@ -335,7 +347,9 @@ impl Builder {
 
     /// The collector's base URL for all signals (else
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`). For HTTP, `/v1/traces` and the like
-    /// are appended.
+    /// are appended. User info (`user:pass@`) is sent as Basic
+    /// authorization and removed from the URL (see the
+    /// [crate docs](crate#configuration)).
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.code.endpoint = Some(endpoint.into());
         self

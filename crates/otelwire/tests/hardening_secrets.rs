@@ -1,0 +1,225 @@
+//! Hardening, secrets (issue 19, item 1): credentials in a collector URL.
+//!
+//! The trial set `OTEL_EXPORTER_OTLP_ENDPOINT=http://user:pass@127.0.0.1:4318`
+//! and found `user:pass` in the startup line (console, exported log record),
+//! in the export-failure warning, in the `InitError` of a bad URL and in the
+//! health endpoint's `endpoint`, while the credentials were not sent. Now
+//! they are sent as Basic authorization and shown nowhere.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Captured, env};
+use otelwire::{LogFormat, Signal};
+use otelwire_test::Collector;
+use tracing::{info, info_span};
+
+/// `base64("user:pass")`.
+const BASIC: &str = "Basic dXNlcjpwYXNz";
+
+fn assert_no_credentials(what: &str, text: &str) {
+    for needle in ["user:pass", "pass@", "user@", "dXNlcjpwYXNz"] {
+        assert!(!text.contains(needle), "{what} shows {needle:?}:\n{text}");
+    }
+}
+
+fn authorization_of_every_request(collector: &Collector) -> Vec<String> {
+    collector
+        .request_headers()
+        .iter()
+        .map(|h| {
+            h.iter()
+                .find(|(k, _)| k == "authorization")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn credentials_in_the_collector_url_are_sent_as_basic_and_never_printed_or_served() {
+    for format in [LogFormat::Compact, LogFormat::Json, LogFormat::Pretty] {
+        let collector = Collector::start().unwrap();
+        let port = collector.http_addr().port();
+        let url = format!("http://user:pass@127.0.0.1:{port}");
+        let out = Captured::default();
+        let telemetry = otelwire::builder()
+            .env_source(env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+                ("OTEL_SERVICE_NAME", "secrets"),
+            ]))
+            .log_format(format)
+            .ansi(false)
+            .writer(out.clone())
+            .build()
+            .expect("a URL with user info is accepted");
+
+        // What GET /health/telemetry serves (otelwire-axum serialises this).
+        let health = serde_json::to_value(telemetry.health()).unwrap();
+        assert_no_credentials("the health JSON", &health.to_string());
+        assert_eq!(
+            health["signals"][0]["endpoint"],
+            format!("http://127.0.0.1:{port}/v1/traces")
+        );
+        assert_eq!(
+            telemetry.health().signal(Signal::Logs).endpoint.as_deref(),
+            Some(format!("http://127.0.0.1:{port}/v1/logs").as_str())
+        );
+
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            info_span!("request").in_scope(|| info!("hello"));
+        });
+        let report = telemetry.shutdown_blocking();
+        assert!(report.completed, "{report}");
+
+        let console = out.text();
+        assert!(
+            console.contains(&format!("127.0.0.1:{port}")),
+            "{format:?}: the startup line names the collector:\n{console}"
+        );
+        assert!(console.contains("hello"), "{console}");
+        assert_no_credentials(&format!("the {format:?} console"), &console);
+
+        let logs = collector.logs_with_body("telemetry initialised");
+        assert_eq!(logs.len(), 1, "the startup line is exported once");
+        assert_no_credentials(
+            "what the collector received",
+            &format!("{:?} {:?}", collector.logs(), collector.spans()),
+        );
+        let auth = authorization_of_every_request(&collector);
+        assert!(!auth.is_empty());
+        assert!(
+            auth.iter().all(|a| a == BASIC),
+            "every export carries the URL's credentials as Basic: {auth:?}"
+        );
+    }
+}
+
+#[test]
+fn credentials_in_a_grpc_url_are_sent_as_basic_too() {
+    let collector = Collector::start().unwrap();
+    let url = format!(
+        "http://user:pass@127.0.0.1:{}",
+        collector.grpc_addr().port()
+    );
+    let out = Captured::default();
+    let telemetry = otelwire::builder()
+        .env_source(env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ]))
+        .log_format(LogFormat::Json)
+        .writer(out.clone())
+        .build()
+        .unwrap();
+    assert_no_credentials(
+        "the health JSON",
+        &serde_json::to_string(&telemetry.health()).unwrap(),
+    );
+    tracing::dispatcher::with_default(telemetry.dispatch(), || info!("over grpc"));
+    telemetry.shutdown_blocking();
+    assert_eq!(collector.logs_with_body("over grpc").len(), 1);
+    let auth = authorization_of_every_request(&collector);
+    assert!(
+        !auth.is_empty() && auth.iter().all(|a| a == BASIC),
+        "{auth:?}"
+    );
+    assert_no_credentials("the console", &out.text());
+}
+
+#[test]
+fn a_configured_authorization_header_wins_over_the_url() {
+    let collector = Collector::start().unwrap();
+    let url = format!(
+        "http://user:pass@127.0.0.1:{}",
+        collector.http_addr().port()
+    );
+    let telemetry = otelwire::builder()
+        .env_source(env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20t0ken"),
+        ]))
+        .log_format(LogFormat::None)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || info!("x"));
+    telemetry.shutdown_blocking();
+    let auth = authorization_of_every_request(&collector);
+    assert!(
+        !auth.is_empty() && auth.iter().all(|a| a == "Bearer t0ken"),
+        "{auth:?}"
+    );
+}
+
+#[test]
+fn the_export_failure_warning_and_last_error_show_no_credentials() {
+    let collector = Collector::start().unwrap();
+    let port = collector.http_addr().port();
+    collector.stop(); // nothing listens there now
+    let url = format!("http://user:pass@127.0.0.1:{port}");
+    let out = Captured::default();
+    let telemetry = otelwire::builder()
+        .env_source(env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+            ("OTELWIRE_SHUTDOWN_TIMEOUT", "1000"),
+        ]))
+        .log_format(LogFormat::Compact)
+        .ansi(false)
+        .writer(out.clone())
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        info_span!("request").in_scope(|| info!("while down"));
+    });
+    out.wait_until("the export warning", Duration::from_secs(20), |t| {
+        t.contains("cannot export telemetry")
+    });
+    let console = out.text();
+    assert!(
+        console.contains(&format!(
+            "cannot export telemetry to http://127.0.0.1:{port}"
+        )),
+        "{console}"
+    );
+    assert_no_credentials("the console", &console);
+    let health = serde_json::to_string(&telemetry.health()).unwrap();
+    assert!(health.contains("last_error"), "{health}");
+    assert_no_credentials("the health JSON", &health);
+    telemetry.shutdown_blocking();
+    assert_no_credentials("the console after shutdown", &out.text());
+}
+
+#[test]
+fn init_errors_for_a_bad_url_show_no_credentials() {
+    for bad in [
+        "http://user:pass@[::1",
+        "http://user:pass@127.0.0.1:99999",
+        " http://user:pass@127.0.0.1:4318 ",
+        "user:pass@127.0.0.1:4318",
+    ] {
+        for var in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            let err = otelwire::builder()
+                .env_source(env(&[(var, bad)]))
+                .log_format(LogFormat::None)
+                .build()
+                .expect_err(bad)
+                .to_string();
+            assert_no_credentials(&format!("the error for {var}={bad:?}"), &err);
+        }
+        let err = otelwire::builder()
+            .env_source(env(&[]))
+            .endpoint(bad)
+            .log_format(LogFormat::None)
+            .build()
+            .expect_err(bad)
+            .to_string();
+        assert_no_credentials(&format!("the error for endpoint({bad:?})"), &err);
+    }
+}
