@@ -421,7 +421,8 @@ pub(crate) struct OtlpConfig {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Duration,
     pub(crate) compression: Compression,
-    pub(crate) certificate: Option<std::path::PathBuf>,
+    /// The CA file, and the variable that named it.
+    pub(crate) certificate: Option<(String, std::path::PathBuf)>,
 }
 
 /// Batch processor settings for one signal (`OTEL_BSP_*` or `OTEL_BLRP_*`).
@@ -659,10 +660,12 @@ impl Resolved {
                 headers.push(("authorization".to_owned(), basic));
             }
             let cert_var = format!("OTEL_EXPORTER_OTLP_{infix}_CERTIFICATE");
-            let certificate = env
-                .get(&cert_var)
-                .or_else(|| generic_cert.clone())
-                .map(std::path::PathBuf::from);
+            let certificate = match env.get(&cert_var) {
+                Some(path) => Some((cert_var, path.into())),
+                None => generic_cert
+                    .clone()
+                    .map(|path| ("OTEL_EXPORTER_OTLP_CERTIFICATE".to_owned(), path.into())),
+            };
 
             otlp.push(OtlpConfig {
                 protocol,
@@ -881,6 +884,9 @@ fn validate_setting_endpoint(setting: &'static str, value: &str) -> Result<(), I
 fn endpoint_ok(value: &str) -> bool {
     let value = crate::endpoint::without_userinfo(value);
     let value = value.as_ref();
+    if value.parse::<http::Uri>().is_err() {
+        return false;
+    }
     let rest = value
         .strip_prefix("http://")
         .or_else(|| value.strip_prefix("https://"));

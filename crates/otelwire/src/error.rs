@@ -34,8 +34,11 @@ pub enum InitError {
     },
     /// The certificate file named by `OTEL_EXPORTER_OTLP_CERTIFICATE` (or a
     /// per-signal variant) cannot be read or parsed.
-    #[error("certificate {path}: {reason}")]
+    #[error("{var}={}: {reason}", path.display())]
     Certificate {
+        /// The variable that named the file, for example
+        /// `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+        var: String,
         /// The file.
         path: PathBuf,
         /// What went wrong.

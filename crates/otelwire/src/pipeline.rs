@@ -46,7 +46,29 @@ pub(crate) struct Providers {
     pub(crate) tracer: Option<SdkTracerProvider>,
     pub(crate) logger: Option<SdkLoggerProvider>,
     pub(crate) meter: Option<SdkMeterProvider>,
-    pub(crate) runtime: Option<tokio::runtime::Runtime>,
+    pub(crate) runtime: Option<GrpcRuntime>,
+}
+
+/// otelwire's private runtime for the gRPC transport. Dropping a tokio
+/// runtime blocks, which panics inside an async context ("Cannot drop a
+/// runtime in a context where blocking is not allowed"); this one shuts
+/// down in the background instead, so it may be dropped anywhere: on an
+/// init error inside `#[tokio::main]`, or with the guard.
+#[derive(Debug)]
+pub(crate) struct GrpcRuntime(Option<tokio::runtime::Runtime>);
+
+impl GrpcRuntime {
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|r| r.handle().clone())
+    }
+}
+
+impl Drop for GrpcRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Exporters given in code, one per signal at most.
@@ -57,7 +79,35 @@ pub(crate) struct CustomExporters {
     pub(crate) metric: Option<Box<dyn DynMetricExporter>>,
 }
 
+/// Builds the providers on a thread of its own, outside any async context
+/// of the caller: the HTTP transport's blocking client and the gRPC
+/// runtime may neither be built nor dropped inside one, and an error
+/// half-way must come back as the [`InitError`], never as a panic, whatever
+/// runtime (current-thread, multi-thread, none) `init` is called from.
 pub(crate) fn build(
+    cfg: &Resolved,
+    resource: &Resource,
+    pipeline: &Arc<Pipeline>,
+    redactor: &Redactor,
+    custom: CustomExporters,
+) -> Result<Providers, InitError> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("otelwire-init".into())
+            .spawn_scoped(scope, || {
+                build_here(cfg, resource, pipeline, redactor, custom)
+            })
+            .map_err(InitError::Runtime)?
+            .join()
+            .unwrap_or_else(|_| {
+                Err(InitError::Runtime(std::io::Error::other(
+                    "building the exporters panicked",
+                )))
+            })
+    })
+}
+
+fn build_here(
     cfg: &Resolved,
     resource: &Resource,
     pipeline: &Arc<Pipeline>,
@@ -81,9 +131,9 @@ pub(crate) fn build(
             .enable_all()
             .build()
             .map_err(InitError::Runtime)?;
-        out.runtime = Some(rt);
+        out.runtime = Some(GrpcRuntime(Some(rt)));
     }
-    let rt = out.runtime.as_ref().map(|r| r.handle().clone());
+    let rt = out.runtime.as_ref().and_then(GrpcRuntime::handle);
 
     // Traces: the provider exists even with exporter `none`, so local lines
     // still carry trace ids.
@@ -218,15 +268,17 @@ impl<'a> Transport<'a> {
     fn new(cfg: &'a OtlpConfig, signal: Signal) -> Result<Self, InitError> {
         let certificate = match &cfg.certificate {
             None => None,
-            Some(path) => {
+            Some((var, path)) => {
                 let pem = std::fs::read(path).map_err(|e| InitError::Certificate {
+                    var: var.clone(),
                     path: path.clone(),
                     reason: format!("cannot read it: {e}"),
                 })?;
-                if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
+                if let Err(reason) = check_pem(&pem) {
                     return Err(InitError::Certificate {
+                        var: var.clone(),
                         path: path.clone(),
-                        reason: "not a PEM file (no -----BEGIN line)".into(),
+                        reason,
                     });
                 }
                 Some(pem)
@@ -240,6 +292,18 @@ impl<'a> Transport<'a> {
     }
 
     fn build_error(&self, e: impl std::error::Error + Send + Sync + 'static) -> InitError {
+        // A certificate that looks like PEM but that the TLS stack refuses
+        // is still the certificate variable's fault: say so.
+        if let Some((var, path)) = &self.cfg.certificate {
+            let text = error_chain(&e);
+            if text.to_ascii_lowercase().contains("certificate") {
+                return InitError::Certificate {
+                    var: var.clone(),
+                    path: path.clone(),
+                    reason: format!("not a usable CA certificate: {text}"),
+                };
+            }
+        }
         InitError::Exporter {
             signal: self.signal,
             endpoint: self.cfg.endpoint.clone(),
@@ -296,16 +360,17 @@ impl<'a> Transport<'a> {
             }
         }
         let timeout = self.cfg.timeout;
-        let cert =
-            match &self.certificate {
-                None => None,
-                Some(pem) => Some(reqwest::Certificate::from_pem(pem).map_err(|e| {
-                    InitError::Certificate {
-                        path: self.cfg.certificate.clone().unwrap_or_default(),
-                        reason: e.to_string(),
-                    }
-                })?),
-            };
+        let cert = match &self.certificate {
+            None => None,
+            Some(pem) => Some(reqwest::Certificate::from_pem(pem).map_err(|e| {
+                let (var, path) = self.cfg.certificate.clone().unwrap_or_default();
+                InitError::Certificate {
+                    var,
+                    path,
+                    reason: e.to_string(),
+                }
+            })?),
+        };
         // The blocking client owns a runtime of its own; building (or
         // dropping) it inside an async context panics, so do it on a thread.
         let built = std::thread::Builder::new()
@@ -336,6 +401,60 @@ impl<'a> Transport<'a> {
             Compression::None => None,
         }
     }
+}
+
+/// `e` and its sources, one line.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Checks that a CA file is PEM with at least one certificate whose body is
+/// base64, so that a garbage file is an error naming its variable rather
+/// than a transport error later.
+fn check_pem(pem: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(pem).map_err(|_| "not a PEM file (not text)".to_owned())?;
+    let mut certificates = 0;
+    let mut rest = text;
+    while let Some(begin) = rest.find("-----BEGIN ") {
+        let after = &rest[begin + 11..];
+        let Some(label_end) = after.find("-----") else {
+            return Err("not a PEM file (an unterminated -----BEGIN line)".into());
+        };
+        let label = &after[..label_end];
+        let body_start = &after[label_end + 5..];
+        let end_marker = format!("-----END {label}-----");
+        let Some(end) = body_start.find(&end_marker) else {
+            return Err(format!("not a PEM file (no {end_marker} line)"));
+        };
+        let body: Vec<u8> = body_start[..end]
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        let base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+        if body.is_empty() || !body.len().is_multiple_of(4) || !body.iter().all(base64) {
+            return Err(format!("the {label} block is not base64"));
+        }
+        if label == "CERTIFICATE" {
+            certificates += 1;
+        }
+        rest = &body_start[end + end_marker.len()..];
+    }
+    if certificates == 0 {
+        return Err(
+            "not a PEM file with a certificate (no -----BEGIN CERTIFICATE----- line)".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The OTLP exporters also read `OTEL_EXPORTER_OTLP_*HEADERS` from the

@@ -353,9 +353,8 @@ fn run_shutdown(shared: &Shared, dispatch: &Dispatch) -> ShutdownReport {
         if let Some(p) = &providers.meter {
             completed &= !timed_out(p.shutdown_with_timeout(remaining()));
         }
-        if let Some(rt) = providers.runtime {
-            rt.shutdown_background();
-        }
+        // Shuts down in the background (see `GrpcRuntime`).
+        drop(providers.runtime);
     }
     shared.pipeline.settle();
     let p = &shared.pipeline;
