@@ -58,7 +58,7 @@
 //! | Variable | Default | Meaning |
 //! |---|---|---|
 //! | `OTEL_SERVICE_NAME` | the executable's name | `service.name` |
-//! | `OTEL_RESOURCE_ATTRIBUTES` | — | extra resource attributes, `k=v,k2=v2` (percent-decoded); `service.version` and `deployment.environment.name` are taken from here too |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | — | extra resource attributes, `k=v,k2=v2` (percent-decoded); `service.version` and `deployment.environment.name` are taken from here too; an attribute named like a secret (`db.password`) is exported as `[REDACTED]` |
 //! | `OTEL_SDK_DISABLED` | `false` | `true`: no export at all (local output stays) |
 //! | `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, `OTEL_METRICS_EXPORTER` | `otlp` | `otlp`, `console` (stdout, for debugging) or `none` |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (`:4317` for gRPC) | collector base URL; `/v1/traces` etc. are appended for HTTP; `user:pass@` in it is sent as Basic authorization (above) |
@@ -101,7 +101,9 @@
 //! Fields named like secrets (see [`DEFAULT_SECRET_NAMES`], plus
 //! `OTELWIRE_REDACT_FIELDS` and [`Builder::redact_field`]) are replaced by
 //! `[REDACTED]` before the local output, the log records and the span
-//! attributes see them. Outputs added with [`Builder::with_output`] (such as
+//! attributes see them; resource attributes named so (from
+//! `OTEL_RESOURCE_ATTRIBUTES` or [`Builder::resource_attribute`]) are
+//! exported as `[REDACTED]` too. Outputs added with [`Builder::with_output`] (such as
 //! the `otelwire-files` files) see redacted values too; layers added with
 //! [`Builder::with_layer`] see the original values: wrap them in
 //! [`RedactLayer`] to redact them too.
@@ -338,6 +340,7 @@ impl Builder {
     }
 
     /// One more resource attribute (wins over `OTEL_RESOURCE_ATTRIBUTES`).
+    /// A key named like a secret is exported with the value `[REDACTED]`.
     pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.code
             .resource_attributes
@@ -660,7 +663,7 @@ impl Builder {
             cfg.failing_after,
             secrets,
         ));
-        let resource = resource::build(&cfg);
+        let resource = resource::build(&cfg, &redactor);
         let providers = pipeline::build(&cfg, &resource, &pipeline, &redactor, self.custom)?;
 
         if let Some(mp) = &providers.meter {

@@ -6,6 +6,7 @@ use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
 use opentelemetry_semantic_conventions::resource as sc;
 
 use crate::config::Resolved;
+use crate::redact::Redactor;
 
 /// `service.name`, `service.version`, `deployment.environment.name`,
 /// `service.instance.id`, `host.name`, `process.pid`,
@@ -14,7 +15,11 @@ use crate::config::Resolved;
 ///
 /// Built from the resolved configuration only (no process-environment
 /// detectors), so that a configuration given in code is never overridden.
-pub(crate) fn build(cfg: &Resolved) -> Resource {
+///
+/// An attribute named like a secret (`db.password`, by the same rules as
+/// fields: `redactor`) is exported as [`REDACTED`](crate::REDACTED): the
+/// resource travels with every export, in clear otherwise.
+pub(crate) fn build(cfg: &Resolved, redactor: &Redactor) -> Resource {
     let mut attrs: Vec<KeyValue> = Vec::new();
     // Lowest precedence first: later attributes with the same key win.
     attrs.push(KeyValue::new(sc::HOST_NAME, host_name()));
@@ -31,7 +36,12 @@ pub(crate) fn build(cfg: &Resolved) -> Resource {
     attrs.push(KeyValue::new(sc::PROCESS_RUNTIME_NAME, "rust"));
     attrs.push(KeyValue::new(sc::SERVICE_INSTANCE_ID, instance_id()));
     for (k, v) in &cfg.resource_attributes {
-        attrs.push(KeyValue::new(k.clone(), v.clone()));
+        let v = if redactor.is_secret(k) {
+            crate::redact::REDACTED.to_owned()
+        } else {
+            v.clone()
+        };
+        attrs.push(KeyValue::new(k.clone(), v));
     }
     if let Some(v) = &cfg.service_version {
         attrs.push(KeyValue::new(sc::SERVICE_VERSION, v.clone()));

@@ -223,3 +223,52 @@ fn init_errors_for_a_bad_url_show_no_credentials() {
         assert_no_credentials(&format!("the error for endpoint({bad:?})"), &err);
     }
 }
+
+/// Item 2: `OTEL_RESOURCE_ATTRIBUTES=db.password=…` was exported in clear
+/// with every span, log record and metric point.
+#[test]
+fn a_resource_attribute_named_like_a_secret_is_redacted() {
+    let collector = Collector::start().unwrap();
+    let out = Captured::default();
+    let telemetry = otelwire::builder()
+        .env_source(env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.http_endpoint()),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "db.password=hunter2-s3cret,team=payments",
+            ),
+        ]))
+        .resource_attribute("api_key", "code-s3cret")
+        .log_format(LogFormat::Json)
+        .writer(out.clone())
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        info_span!("request").in_scope(|| info!("hello"));
+    });
+    telemetry
+        .meter("hardening")
+        .u64_counter("hardening.count")
+        .build()
+        .add(1, &[]);
+    telemetry.shutdown_blocking();
+
+    let spans = collector.spans_named("request");
+    let logs = collector.logs_with_body("hello");
+    let points = collector.metric_points("hardening.count");
+    assert_eq!((spans.len(), logs.len()), (1, 1));
+    assert!(!points.is_empty());
+    for resource in [&spans[0].resource, &logs[0].resource, &points[0].resource] {
+        assert_eq!(resource.get_str("db.password"), Some("[REDACTED]"));
+        assert_eq!(resource.get_str("api_key"), Some("[REDACTED]"));
+        assert_eq!(resource.get_str("team"), Some("payments"));
+    }
+    let everything = format!(
+        "{:?} {:?} {:?} {}",
+        collector.spans(),
+        collector.logs(),
+        collector.metrics(),
+        out.text()
+    );
+    assert!(!everything.contains("s3cret"), "{everything}");
+}
