@@ -61,6 +61,11 @@
 //! `token`, `api_key`, … as in [`DEFAULT_SECRET_NAMES`](crate::DEFAULT_SECRET_NAMES))
 //! are replaced by `[REDACTED]`. No event takes a password or a token.
 //!
+//! The local lines of these events (console, files) leave out the fields
+//! of the enclosing spans, and no span field copied onto log records
+//! replaces one of the event's own: a request span's full `client.address`
+//! never undoes `OTELWIRE_AUDIT_CLIENT_ADDRESS=drop` or `truncate`.
+//!
 //! # Metrics
 //!
 //! `auth.login.attempts{outcome}` and `auth.permission.denied{auth.action}`

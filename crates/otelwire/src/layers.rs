@@ -415,9 +415,20 @@ where
                     // Leaf to root: no collecting of the scope to reverse it
                     // (the order of the attributes on the record is not
                     // meaningful).
+                    // An audit or security event's own fields are masked:
+                    // a copied span field of the same name (the request's
+                    // full `client.address`) must not bring it back.
+                    let audit = crate::local::is_audit_target(meta.target());
+                    let fields = meta.fields();
                     for span in scope {
                         if let Some(stored) = span.extensions().get::<SpanLogFields>() {
-                            p.extend(stored.0.iter().cloned());
+                            p.extend(
+                                stored
+                                    .0
+                                    .iter()
+                                    .filter(|(k, _)| !audit || fields.field(k.as_str()).is_none())
+                                    .cloned(),
+                            );
                         }
                     }
                     staged = !p.is_empty();

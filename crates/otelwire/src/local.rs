@@ -55,6 +55,11 @@ static NEXT_FORMATTER: AtomicUsize = AtomicUsize::new(1);
 /// the enclosing span's name and fields, and `trace_id`/`span_id` inside
 /// spans.
 ///
+/// The lines of [audit and security events](crate::audit) carry the span's
+/// name and ids but not its fields: the event's fields are masked, and a
+/// span field (a request span's `client.address`) must not bring back what
+/// the masking policy dropped or truncated.
+///
 /// For layers that write lines somewhere else: call
 /// [`on_new_span`](Self::on_new_span) and [`on_record`](Self::on_record)
 /// from the layer's methods of the same name, and
@@ -198,12 +203,18 @@ impl LineFormatter {
     {
         let span = ctx.event_span(event);
         let ext = span.as_ref().map(|s| s.extensions());
-        let span_fields = ext
-            .as_ref()
-            .and_then(|e| e.get::<SpanFields>())
-            .and_then(|f| f.slot(self.json()).as_ref())
-            .map(|r| r.fields.as_str())
-            .unwrap_or("");
+        // An audit or security event carries its own, masked, fields: the
+        // enclosing spans' fields (a request span's full `client.address`,
+        // say) must not bring back what the event masked.
+        let span_fields = if is_audit_target(event.metadata().target()) {
+            ""
+        } else {
+            ext.as_ref()
+                .and_then(|e| e.get::<SpanFields>())
+                .and_then(|f| f.slot(self.json()).as_ref())
+                .map(|r| r.fields.as_str())
+                .unwrap_or("")
+        };
         let (trace_id, span_id) = if self.trace_ids && span.is_some() {
             current_ids()
         } else {
@@ -238,6 +249,13 @@ impl LineFormatter {
                 .write_event(out, &mut Vec::new(), &header, &record, &scope),
         });
     }
+}
+
+/// Whether `target` is the audit or the security target, whose events'
+/// lines leave the span fields out.
+#[inline]
+pub(crate) fn is_audit_target(target: &str) -> bool {
+    target == crate::audit::AUDIT_TARGET || target == crate::audit::SECURITY_TARGET
 }
 
 /// Writes each event as one line.
