@@ -1,1 +1,5 @@
-//! End-to-end tests live in `tests/`; this crate has no library code.
+//! What the end-to-end tests in `tests/` share beyond `tests/common`: the
+//! stack's real programs, built by `stack/local/install` and run on loopback.
+
+pub mod programs;
+pub mod stack_files;
