@@ -304,20 +304,85 @@ fn parse_propagators(value: &str) -> Result<Vec<Propagator>, InitError> {
 type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 #[derive(Clone)]
-pub(crate) struct EnvSource(Arc<Lookup>);
+pub(crate) struct EnvSource {
+    lookup: Arc<Lookup>,
+    /// Whether `lookup` reads the process environment (whose values may be
+    /// bytes that are not UTF-8, see [`EnvSource::check_unicode`]).
+    process: bool,
+}
+
+/// The variables otelwire and its add-on outputs read.
+fn is_ours(var: &str) -> bool {
+    var.starts_with("OTEL_")
+        || var.starts_with("OTELWIRE_")
+        || var == "RUST_LOG"
+        || var == "NO_COLOR"
+}
+
+/// Variables whose value may be a secret, never shown in an error.
+pub(crate) fn is_secret_var(var: &str) -> bool {
+    ["HEADERS", "KEY", "PASSWORD", "TOKEN", "SECRET"]
+        .iter()
+        .any(|s| var.contains(s))
+}
+
+/// Bytes that are not UTF-8 shown as `\xNN`, the rest as text.
+fn show_non_utf8(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
 
 impl EnvSource {
     pub(crate) fn process() -> Self {
-        EnvSource(Arc::new(|k| std::env::var(k).ok()))
+        EnvSource {
+            lookup: Arc::new(|k| std::env::var(k).ok()),
+            process: true,
+        }
     }
 
     pub(crate) fn from_fn(f: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
-        EnvSource(Arc::new(f))
+        EnvSource {
+            lookup: Arc::new(f),
+            process: false,
+        }
     }
 
     /// A variable's value; empty counts as unset, as the specification says.
     pub(crate) fn get(&self, key: &str) -> Option<String> {
-        (self.0)(key).filter(|v| !v.trim().is_empty())
+        (self.lookup)(key).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A variable of ours that is set to bytes that are not UTF-8 is an
+    /// error naming it: read as unset, it would silently drop (for example)
+    /// the authorization header it was meant to hold.
+    pub(crate) fn check_unicode(&self) -> Result<(), InitError> {
+        if !self.process {
+            return Ok(());
+        }
+        let mut bad: Vec<(String, std::ffi::OsString)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+            .filter(|(k, v)| is_ours(k) && v.to_str().is_none())
+            .collect();
+        bad.sort();
+        let Some((var, value)) = bad.into_iter().next() else {
+            return Ok(());
+        };
+        let shown = if is_secret_var(&var) {
+            "<hidden>".to_owned()
+        } else {
+            show_non_utf8(value.as_encoded_bytes())
+        };
+        Err(InitError::env(
+            &var,
+            &shown,
+            "the value is not valid UTF-8; set it to UTF-8 text or unset it",
+        ))
     }
 
     fn parse_u64(&self, var: &str, expected: &str) -> Result<Option<u64>, InitError> {
@@ -515,6 +580,7 @@ pub(crate) const DEFAULT_FILTER: &str = "info";
 
 impl Resolved {
     pub(crate) fn resolve(code: &CodeSettings, env: &EnvSource) -> Result<Self, InitError> {
+        env.check_unicode()?;
         let mut resource_attributes = BTreeMap::new();
         if let Some(v) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
             for (k, val) in parse_key_values("OTEL_RESOURCE_ATTRIBUTES", &v, false)? {

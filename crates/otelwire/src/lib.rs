@@ -42,7 +42,9 @@
 //! Every setting has a [`Builder`] method and an environment variable.
 //! Precedence: the builder, then the signal-specific variable, then the
 //! generic one, then the default. An unusable value is an [`InitError`]
-//! naming the variable and the value (header values are never shown).
+//! naming the variable and the value (header values are never shown). A
+//! variable that is set to bytes that are not UTF-8 is such an error too,
+//! never read as unset.
 //!
 //! Credentials in a collector URL (`http://user:pass@collector:4318`, in any
 //! of the endpoint variables or [`Builder::endpoint`]) are sent as HTTP Basic

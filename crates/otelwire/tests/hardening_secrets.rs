@@ -272,3 +272,91 @@ fn a_resource_attribute_named_like_a_secret_is_redacted() {
     );
     assert!(!everything.contains("s3cret"), "{everything}");
 }
+
+/// Runs `test` of this binary in a child process with `vars` as its whole
+/// environment (values as raw bytes); returns (exit code, stdout, stderr).
+fn run_child(test: &str, vars: &[(&str, &[u8])]) -> (Option<i32>, String, String) {
+    use std::os::unix::ffi::OsStrExt;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env_clear()
+        .env("OTELWIRE_HARDENING_CHILD", "1");
+    for (k, v) in vars {
+        cmd.env(k, std::ffi::OsStr::from_bytes(v));
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// In the child only: `otelwire::init()` from the process environment, as
+/// a service's `main` would; the error on stderr and exit 3.
+#[test]
+fn child_init_from_the_process_environment() {
+    if std::env::var_os("OTELWIRE_HARDENING_CHILD").is_none() {
+        return;
+    }
+    match otelwire::init() {
+        Ok(t) => {
+            println!("init ok");
+            drop(t);
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
+/// Item 4: `OTEL_EXPORTER_OTLP_HEADERS='authorization=…\xff'` exported with
+/// no header and no word: a variable set to bytes that are not UTF-8 was
+/// read as unset.
+#[test]
+fn a_variable_that_is_not_utf8_is_an_error_naming_it() {
+    let (code, _, stderr) = run_child(
+        "child_init_from_the_process_environment",
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                b"authorization=Bearer s3cret\xff",
+            ),
+            ("OTELWIRE_LOG_FORMAT", b"none"),
+        ],
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("OTEL_EXPORTER_OTLP_HEADERS=<hidden>: the value is not valid UTF-8"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    // A variable that holds no secret shows its value, the bad byte escaped.
+    let (code, _, stderr) = run_child(
+        "child_init_from_the_process_environment",
+        &[
+            ("RUST_LOG", b"info,app=debug\xff"),
+            ("OTELWIRE_LOG_FORMAT", b"none"),
+        ],
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains(r"RUST_LOG=info,app=debug\xff: the value is not valid UTF-8"),
+        "{stderr}"
+    );
+
+    // The same variables in UTF-8 start fine.
+    let (code, stdout, stderr) = run_child(
+        "child_init_from_the_process_environment",
+        &[
+            ("OTEL_EXPORTER_OTLP_HEADERS", b"authorization=Bearer s3cret"),
+            ("OTEL_SDK_DISABLED", b"true"),
+            ("OTELWIRE_LOG_FORMAT", b"none"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("init ok"), "{stdout}");
+}
