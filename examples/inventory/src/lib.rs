@@ -1,6 +1,11 @@
 //! The inventory service: `GET /items/{sku}` returns the stock of an item
-//! (404 for unknown items). It can be told to add latency or to fail a
-//! share of requests, so that traces have something to show.
+//! (404 for unknown items, 400 for a sku that does not match
+//! [`valid_sku`]). It can be told to add latency or to fail a share of
+//! requests, so that traces have something to show. Every other path is
+//! answered 404 by a fallback that is traced like the routes.
+//!
+//! The server ([`serve`], [`server`]) bounds how long a client may take to
+//! send a request and how long shutdown waits for open connections.
 //!
 //! The binary (`cargo run -p inventory`) reads its settings from the
 //! environment; the demo runs the same [`router`] in-process.
@@ -18,6 +23,36 @@ use axum::routing::get;
 use otelwire::opentelemetry::KeyValue;
 use otelwire::opentelemetry::metrics::Counter;
 use tracing::{Instrument, info, info_span, warn};
+
+pub mod server;
+
+pub use server::without_userinfo;
+
+/// The longest sku [`valid_sku`] accepts.
+pub const MAX_SKU_LEN: usize = 64;
+
+/// Whether `sku` is a stock-keeping unit: 1 to [`MAX_SKU_LEN`] ASCII
+/// letters, digits, `-`, `_` or `.`, starting with a letter or a digit
+/// (so never `..`, a `/`, a `?`, a `%` or a control character).
+pub fn valid_sku(sku: &str) -> bool {
+    let bytes = sku.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_SKU_LEN
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The answer to a request for a path no route serves: 404, traced (the
+/// span is named by the method alone, never the raw path).
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({"error": "no such resource"})),
+    )
+        .into_response()
+}
 
 /// How the service misbehaves, on purpose.
 #[derive(Debug, Clone, Default)]
@@ -123,14 +158,24 @@ pub fn router(telemetry: &otelwire::Telemetry, config: Config) -> axum::Router {
             .with_unit("{lookup}")
             .build(),
     });
-    axum::Router::new()
+    let routes = axum::Router::new()
         .route("/items/{sku}", get(get_item))
-        .with_state(state)
+        .fallback(not_found)
+        .with_state(state);
+    server::request_timeout(routes, server::Limits::default().request)
         .layer(otelwire_axum::OtelLayer::new().meter(telemetry.meter("otelwire-axum")))
         .merge(otelwire_axum::health_router(telemetry.health_source()))
 }
 
 async fn get_item(State(state): State<Arc<AppState>>, Path(sku): Path<String>) -> Response {
+    if !valid_sku(&sku) {
+        state.lookups.add(1, &[KeyValue::new("outcome", "invalid")]);
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "invalid sku"})),
+        )
+            .into_response();
+    }
     let n = state.requests.fetch_add(1, Ordering::Relaxed);
     let outcome = |o: &'static str| [KeyValue::new("outcome", o)];
     let mut delay = state.config.latency;
@@ -173,15 +218,15 @@ async fn get_item(State(state): State<Arc<AppState>>, Path(sku): Path<String>) -
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener` until `shutdown` completes, with the
+/// default [`server::Limits`]: a request head must arrive within 5 s, and
+/// connections still open 5 s after `shutdown` are closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router, shutdown, server::Limits::default()).await
 }
 
 /// Completes on Ctrl-C or SIGTERM (what container runtimes send).

@@ -1,4 +1,4 @@
-//! Run with `cargo run -p inventory` (listens on `PORT`, default 8081).
+//! Run with `cargo run -p inventory` (listens on `HOST`, default 0.0.0.0, port `PORT`, default 8081; 0 picks a free port).
 
 use std::process::ExitCode;
 
@@ -22,15 +22,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let host = std::env::var("HOST").unwrap_or_else(|_| "0.0.0.0".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "8081".into());
-    let listener = match tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await {
+    let listener = match tokio::net::TcpListener::bind(format!("{host}:{port}")).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("inventory: cannot listen on port {port}: {e}");
+            eprintln!("inventory: cannot listen on {host}:{port}: {e}");
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(port = %port, "inventory listening");
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| format!("{host}:{port}"), |a| a.to_string());
+    tracing::info!(addr = %addr, "inventory listening");
     let router = inventory::router(&telemetry, config);
     let result = inventory::serve(listener, router, inventory::shutdown_signal()).await;
     telemetry.shutdown().await;

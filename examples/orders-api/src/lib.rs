@@ -14,8 +14,15 @@
 //! `demo@example.com` / `demo-password` may order, `viewer@example.com` /
 //! `viewer-password` may not.
 //!
-//! The binary (`cargo run -p orders-api`) reads `PORT`, `INVENTORY_URL` and
-//! `DATABASE_URL`; the demo runs the same [`app`] in-process.
+//! The `sku` of an order must match [`inventory::valid_sku`] (400
+//! otherwise), and goes into the inventory URL as one percent-encoded path
+//! segment: an order can never make the service call another path of
+//! inventory or add a query or a header to the call. Every other path is
+//! answered 404 by a fallback that is traced like the routes.
+//!
+//! The binary (`cargo run -p orders-api`) reads `HOST`, `PORT`,
+//! `INVENTORY_URL` and `DATABASE_URL`; the demo runs the same [`app`]
+//! in-process. URLs are printed without their user name and password.
 
 pub mod auth;
 pub mod db;
@@ -68,7 +75,8 @@ pub struct Token {
 }
 
 struct AppState {
-    inventory_url: String,
+    /// The inventory's base URL (`None`: unusable, every order answers 502).
+    inventory_url: Option<reqwest::Url>,
     client: reqwest_middleware::ClientWithMiddleware,
     db: Db,
     audit: Auditor,
@@ -117,8 +125,15 @@ pub fn router(
     )
     .with(otelwire_reqwest::OtelMiddleware::new().meter(telemetry.meter("otelwire-reqwest")))
     .build();
+    let base = reqwest::Url::parse(inventory_url.trim()).ok();
+    if base.is_none() {
+        tracing::error!(
+            inventory = %inventory::without_userinfo(inventory_url),
+            "the inventory URL is unusable: every order will fail"
+        );
+    }
     let state = Arc::new(AppState {
-        inventory_url: inventory_url.trim_end_matches('/').to_owned(),
+        inventory_url: base,
         client,
         db,
         audit,
@@ -128,13 +143,41 @@ pub fn router(
             .with_unit("{order}")
             .build(),
     });
-    axum::Router::new()
+    let routes = axum::Router::new()
         .route("/login", post(login))
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(get_order))
-        .with_state(state)
+        .fallback(inventory::not_found)
+        .with_state(state);
+    inventory::server::request_timeout(routes, inventory::server::Limits::default().request)
         .layer(otelwire_axum::OtelLayer::new().meter(telemetry.meter("otelwire-axum")))
         .merge(otelwire_axum::health_router(telemetry.health_source()))
+}
+
+/// The inventory URL of `sku`'s item: `{base}/items/{sku}`, the sku one
+/// path segment in which every byte but an ASCII letter, a digit, `-`,
+/// `.`, `_` and `~` is percent-encoded (control characters included,
+/// which URL parsers would silently drop); the base's query and fragment
+/// are dropped. `None` for a base that cannot have a path (`mailto:…`).
+pub fn item_url(base: &reqwest::Url, sku: &str) -> Option<reqwest::Url> {
+    use std::fmt::Write as _;
+    if base.cannot_be_a_base() {
+        return None;
+    }
+    let mut path = base.path().trim_end_matches('/').to_owned();
+    path.push_str("/items/");
+    for b in sku.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            path.push(char::from(b));
+        } else {
+            let _ = write!(path, "%{b:02X}");
+        }
+    }
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.set_path(&path);
+    Some(url)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -224,10 +267,27 @@ async fn create_order(
             "quantity must be at least 1",
         );
     }
-    let url = format!("{}/items/{}", state.inventory_url, new.sku);
+    if !inventory::valid_sku(&new.sku) {
+        state.placed.add(1, &outcome("invalid"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "sku must be 1 to {} letters, digits, '-', '_' or '.', starting with a letter or a digit",
+                inventory::MAX_SKU_LEN
+            ),
+        );
+    }
+    let Some(url) = state
+        .inventory_url
+        .as_ref()
+        .and_then(|base| item_url(base, &new.sku))
+    else {
+        state.placed.add(1, &outcome("inventory_error"));
+        return error(StatusCode::BAD_GATEWAY, "inventory is unreachable");
+    };
     let response = state
         .client
-        .get(&url)
+        .get(url)
         .with_extension(otelwire_reqwest::UrlTemplate::new("/items/{sku}"))
         .send()
         .await;
@@ -321,16 +381,20 @@ async fn get_order(State(state): State<Arc<AppState>>, Path(id): Path<u64>) -> R
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, telling the
-/// handlers each client's address (for the security events).
+/// handlers each client's address (for the security events), with the
+/// default [`inventory::server::Limits`]: a request head must arrive
+/// within 5 s, a request be handled within 15 s, and connections still
+/// open 5 s after `shutdown` are closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    inventory::server::serve(
         listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        router,
+        shutdown,
+        inventory::server::Limits::default(),
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }

@@ -1,4 +1,4 @@
-//! Run with `cargo run -p orders-api` (listens on `PORT`, default 8080; finds inventory at `INVENTORY_URL`, default http://127.0.0.1:8081; stores orders in `DATABASE_URL`, default an in-memory SQLite database).
+//! Run with `cargo run -p orders-api` (listens on `HOST`, default 0.0.0.0, port `PORT`, default 8080, 0 picks a free port; finds inventory at `INVENTORY_URL`, default http://127.0.0.1:8081; stores orders in `DATABASE_URL`, default an in-memory SQLite database).
 
 use std::process::ExitCode;
 
@@ -29,14 +29,22 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await {
+    let host = std::env::var("HOST").unwrap_or_else(|_| "0.0.0.0".into());
+    let listener = match tokio::net::TcpListener::bind(format!("{host}:{port}")).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("orders-api: cannot listen on port {port}: {e}");
+            eprintln!("orders-api: cannot listen on {host}:{port}: {e}");
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(port = %port, inventory = %inventory_url, "orders-api listening");
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| format!("{host}:{port}"), |a| a.to_string());
+    tracing::info!(
+        addr = %addr,
+        inventory = %inventory::without_userinfo(&inventory_url),
+        "orders-api listening"
+    );
     let result = orders_api::serve(listener, router, orders_api::shutdown_signal()).await;
     telemetry.shutdown().await;
     match result {
