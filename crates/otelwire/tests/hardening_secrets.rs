@@ -360,3 +360,52 @@ fn a_variable_that_is_not_utf8_is_an_error_naming_it() {
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("init ok"), "{stdout}");
 }
+
+/// Item 5: a bad `RUST_LOG` or endpoint value with ESC or a newline was
+/// written raw to stderr by a service printing its init error.
+#[test]
+fn init_errors_escape_control_characters_of_the_input() {
+    for (var, value, shown) in [
+        (
+            "RUST_LOG",
+            &b"info,app=\x1b[2J\x1b[31mnope\nFAKE LINE"[..],
+            r"\x1b[2J\x1b[31mnope\nFAKE LINE",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            &b"http://collector\x1b[2J\n:4318"[..],
+            r"http://collector\x1b[2J\n:4318",
+        ),
+    ] {
+        let (code, _, stderr) = run_child(
+            "child_init_from_the_process_environment",
+            &[(var, value), ("OTELWIRE_LOG_FORMAT", b"none")],
+        );
+        assert_eq!(code, Some(3), "{var}: {stderr}");
+        assert!(
+            !stderr.contains('\x1b'),
+            "{var}: ESC reached stderr: {stderr:?}"
+        );
+        assert_eq!(
+            stderr.matches('\n').count(),
+            1,
+            "{var}: one line only: {stderr:?}"
+        );
+        assert!(stderr.contains(var), "{var}: {stderr:?}");
+        assert!(stderr.contains(shown), "{var}: {stderr:?}");
+    }
+
+    // The same through the builder, in code.
+    let err = otelwire::builder()
+        .env_source(env(&[]))
+        .filter("info,\u{1b}]0;title\u{7}=x\u{2028}y")
+        .log_format(LogFormat::None)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !err.chars().any(|c| c.is_control() || c == '\u{2028}'),
+        "{err:?}"
+    );
+    assert!(err.contains(r"\x1b]0;title\x07"), "{err:?}");
+}
