@@ -779,7 +779,10 @@ impl Resolved {
             .or_else(|| env.get("RUST_LOG"))
             .unwrap_or_else(|| DEFAULT_FILTER.to_owned());
         // Validate now so that a typo is an init error naming the variable.
-        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&filter) {
+        // The same list the filter layer is built from (`normalize_directives`).
+        if let Err(e) = tracing_subscriber::EnvFilter::builder()
+            .parse(crate::layers::normalize_directives(&filter))
+        {
             return Err(match &code.filter {
                 Some(_) => InitError::InvalidSetting {
                     setting: "filter",

@@ -161,7 +161,7 @@ const QUIET: &[(&str, &str)] = &[
 ];
 
 pub(crate) fn env_filter(filter: &str) -> FilterLayer {
-    let mut spec = filter.trim().to_owned();
+    let mut spec = normalize_directives(filter);
     for (target, level) in QUIET {
         if !spec.contains(target) {
             if !spec.is_empty() {
@@ -185,6 +185,30 @@ pub(crate) fn env_filter(filter: &str) -> FilterLayer {
             .parse(&spec)
             .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_FILTER)),
     )))
+}
+
+/// One parser decides what `RUST_LOG` means: [`EnvFilter`]'s, which
+/// validates it. The fast path's [`Targets`] parser read an empty
+/// directive (`info,`, `warn,,`) differently, as one that silences
+/// everything; so spaces around directives are trimmed (`info, app=debug`),
+/// empty directives dropped, and every other one written back as
+/// `EnvFilter` understood it, before either parser sees the list.
+/// Span-name and field directives (`[`, `{`, whose commas are not
+/// separators) are left to `EnvFilter` as given.
+pub(crate) fn normalize_directives(filter: &str) -> String {
+    if filter.contains(['[', '{']) {
+        return filter.trim().to_owned();
+    }
+    let directives: Vec<String> = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            d.parse::<tracing_subscriber::filter::Directive>()
+                .map_or_else(|_| d.to_owned(), |d| d.to_string())
+        })
+        .collect();
+    directives.join(",")
 }
 
 /// Spans, plus ERROR events (which mark their span as failed and become

@@ -80,7 +80,7 @@
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | `60000` | milliseconds between metric exports |
 //! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `32768` | longest string attribute value kept, in characters (the specification's default is unlimited; otelwire bounds it so that one huge value can neither fill memory nor make the collector refuse a batch); log bodies are cut too |
 //! | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the above | the same, for one signal |
-//! | `RUST_LOG` | `info` | which spans and events are recorded ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax) |
+//! | `RUST_LOG` | `info` | which spans and events are recorded ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax; spaces around a directive and empty directives, as in `info, app=debug,`, are ignored) |
 //! | `OTELWIRE_LOG_FORMAT` | `pretty` on a terminal, else `json` | local output: `pretty`, `compact`, `json` or `none` |
 //! | `OTELWIRE_ENVIRONMENT` | — | `deployment.environment.name` |
 //! | `OTELWIRE_REDACT_FIELDS` | — | more secret field names, comma-separated |

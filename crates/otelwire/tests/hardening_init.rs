@@ -152,3 +152,100 @@ async fn a_grpc_pipeline_dropped_inside_a_runtime_does_not_panic() {
     .expect("a valid gRPC configuration starts");
     drop(telemetry);
 }
+
+/// Item 7: `RUST_LOG='info,'` (or `'info, '`, `'warn,,'`) silenced every
+/// application line without an error: validation used `EnvFilter`, the
+/// fast path `Targets`, which parsed the empty directive differently. The
+/// same directives go through a plain `EnvFilter` subscriber here and
+/// through otelwire, and the same events must come out of both.
+#[test]
+fn rust_log_directives_mean_the_same_on_every_path() {
+    use otelwire::tracing_subscriber::{self, layer::SubscriberExt as _};
+
+    fn emit() {
+        tracing::trace!(target: "app", "app-trace");
+        tracing::debug!(target: "app", "app-debug");
+        tracing::info!(target: "app", "app-info");
+        tracing::warn!(target: "app", "app-warn");
+        tracing::error!(target: "app", "app-error");
+        tracing::debug!(target: "app::db", "db-debug");
+        tracing::info!(target: "app::db", "db-info");
+        tracing::info!(target: "other", "other-info");
+        tracing::warn!(target: "other", "other-warn");
+    }
+    const MESSAGES: &[&str] = &[
+        "app-trace",
+        "app-debug",
+        "app-info",
+        "app-warn",
+        "app-error",
+        "db-debug",
+        "db-info",
+        "other-info",
+        "other-warn",
+    ];
+    let seen = |text: &str| -> Vec<&'static str> {
+        MESSAGES
+            .iter()
+            .copied()
+            .filter(|m| text.contains(&format!("\"{m}\"")) || text.contains(&format!(" {m}")))
+            .collect()
+    };
+
+    for directives in [
+        "info,",
+        "info, ",
+        "warn,,",
+        ",info",
+        " info , app::db=debug ,",
+        "warn,app=debug,",
+        "off,app=info,,",
+        "INFO,other=Error",
+        "app",
+        "debug,app::db=warn",
+    ] {
+        // The parser that validates it: a plain EnvFilter subscriber (which
+        // refuses a space around a directive; otelwire trims them).
+        let trimmed: Vec<&str> = directives.split(',').map(str::trim).collect();
+        let trimmed = trimmed.join(",");
+        let reference = common::Captured::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::EnvFilter::builder()
+                    .parse(&trimmed)
+                    .unwrap_or_else(|e| panic!("{directives:?}: {e}")),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(reference.clone()),
+            );
+        tracing::subscriber::with_default(subscriber, emit);
+
+        // otelwire, from RUST_LOG.
+        let out = common::Captured::default();
+        let telemetry = otelwire::builder()
+            .env_source(env(&[
+                ("RUST_LOG", directives),
+                ("OTEL_SDK_DISABLED", "true"),
+            ]))
+            .log_format(LogFormat::Compact)
+            .ansi(false)
+            .writer(out.clone())
+            .build()
+            .unwrap_or_else(|e| panic!("{directives:?}: {e}"));
+        tracing::dispatcher::with_default(telemetry.dispatch(), emit);
+        drop(telemetry);
+
+        let expected = seen(&reference.text());
+        assert_eq!(
+            seen(&out.text()),
+            expected,
+            "RUST_LOG={directives:?}: otelwire and EnvFilter disagree\n{}",
+            out.text()
+        );
+        if directives.trim_start().starts_with("info") {
+            assert!(expected.contains(&"app-info"), "{directives:?}");
+        }
+    }
+}
