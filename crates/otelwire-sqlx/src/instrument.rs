@@ -344,10 +344,13 @@ impl Call<'_> {
                 description,
             }
         });
+        // A query that never got a connection (the pool timed out or was
+        // closed) did not run: its wait is no slow query, only an error.
         let slow = shared
             .settings
             .slow_query
-            .filter(|threshold| elapsed >= *threshold);
+            .filter(|threshold| elapsed >= *threshold)
+            .filter(|_| !error.is_some_and(never_ran));
         // The query span's context, for the slow-query event.
         let mut context = None;
         if let Some((parent, start)) = self.span.take() {
@@ -423,6 +426,12 @@ impl Drop for Call<'_> {
         // a cancelled future: what ran is still recorded.
         self.finish(None);
     }
+}
+
+/// Whether a query failed with `e` before reaching the database: the
+/// pool gave it no connection.
+fn never_ran(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
 }
 
 /// Logs the slow-query WARN event: a `tracing` event in the current span

@@ -97,7 +97,10 @@
 //!
 //! A query taking at least the slow-query threshold logs one WARN event
 //! (target `otelwire_sqlx`) with `db.query.text` (always sanitised),
-//! `duration_ms` and `threshold_ms`. It is a `tracing` event of the current
+//! `duration_ms` and `threshold_ms`. A query that never got a connection
+//! (`PoolTimedOut`, `PoolClosed`: the database is unreachable or the pool
+//! exhausted) is not a slow query, however long it waited: it is recorded
+//! as an error only (`error.type` `pool_timed_out` or `pool_closed`). It is a `tracing` event of the current
 //! span, so it reaches every output and carries the span fields otelwire
 //! copies onto log records (such as `request.id`); while it is emitted the
 //! query span's context is the current OpenTelemetry context, so its log
