@@ -1,8 +1,11 @@
 //! The database: SQLite in memory unless `DATABASE_URL` names another
 //! (a `sqlite:` file or a `postgres://` server); created, migrated and
-//! seeded at start; every query instrumented by `otelwire-sqlx`.
+//! seeded at start; every query instrumented by `otelwire-sqlx`. A
+//! PostgreSQL server that does not answer within [`CONNECT_TIMEOUT`] is an
+//! error at start that names the database (its password removed).
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use otelwire_sqlx::InstrumentedPool;
 use sqlx::pool::PoolOptions;
@@ -20,6 +23,14 @@ pub enum DbError {
     /// `DATABASE_URL` names a database this service does not speak.
     #[error("DATABASE_URL: expected sqlite:… or postgres://…, got a {0} URL")]
     Unsupported(String),
+    /// The database did not answer at start.
+    #[error("database {database}: cannot connect: {reason}")]
+    Unreachable {
+        /// The database's URL, without its password (or its query).
+        database: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Connecting, migrating or seeding failed.
     #[error("database: {0}")]
     Sqlx(#[from] sqlx::Error),
@@ -89,6 +100,45 @@ const POSTGRES_SCHEMA: &[&str] = &[
         status TEXT NOT NULL)",
 ];
 
+/// How long the service waits for the database at start (and for a pooled
+/// connection afterwards) before it gives up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `url` as it may be printed: without its password and its query (where
+/// a password may also be given), user, host, port and database kept.
+pub fn display_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => inventory::without_userinfo(url.split('?').next().unwrap_or("")).into_owned(),
+    }
+}
+
+/// Connects once, within [`CONNECT_TIMEOUT`], so that an unreachable
+/// database is a clear error at start instead of a hang.
+async fn probe<T>(
+    url: &str,
+    connect: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<(), DbError> {
+    let unreachable = |reason: String| DbError::Unreachable {
+        database: display_url(url),
+        reason,
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        // The probe's connection is dropped (closed) here.
+        Ok(Ok(_connection)) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 impl Db {
     /// Opens `url` (`None`: a private in-memory SQLite database), creates
     /// the tables if needed and seeds the demo users. Queries are reported
@@ -100,10 +150,12 @@ impl Db {
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .foreign_keys(true);
+            probe(url, sqlx::ConnectOptions::connect(&options)).await?;
             // An in-memory database lives as long as one of its
             // connections: keep one open for good.
             let pool = PoolOptions::<sqlx::Sqlite>::new()
                 .max_connections(4)
+                .acquire_timeout(CONNECT_TIMEOUT)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
@@ -117,8 +169,10 @@ impl Db {
             )
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+            probe(url, sqlx::ConnectOptions::connect(&options)).await?;
             let pool = PoolOptions::<sqlx::Postgres>::new()
                 .max_connections(8)
+                .acquire_timeout(CONNECT_TIMEOUT)
                 .connect_lazy_with(options);
             Db::Postgres(
                 InstrumentedPool::builder(pool)

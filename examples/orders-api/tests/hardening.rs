@@ -485,3 +485,63 @@ fn inventory_credentials_are_never_printed() {
         assert!(!all.contains("inv-user"), "{format}: {all}");
     }
 }
+
+/// Item 18: an unreachable `DATABASE_URL` (nothing listens on the port):
+/// the service exits 1 at once, with an error naming the database without
+/// its password, and no "slow query" line.
+#[test]
+fn an_unreachable_database_fails_fast_and_names_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://app:s3cret-pw@127.0.0.1:{port}/orders");
+    let started = Instant::now();
+    let mut service = Service::spawn(&[("DATABASE_URL", &url)], false);
+    let exit = service.wait_exit(Duration::from_secs(15));
+    let took = started.elapsed();
+    let stderr = service.stderr();
+    assert_eq!(exit.code(), Some(1), "{stderr}");
+    assert!(took < Duration::from_secs(3), "took {took:?}: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "orders-api: database postgres://app@127.0.0.1:{port}/orders: cannot connect: "
+        )),
+        "{stderr}"
+    );
+    let all = service.lines().concat() + &stderr;
+    assert!(!all.contains("s3cret-pw"), "{all}");
+    assert!(!all.contains("slow query"), "{all}");
+}
+
+/// Item 18: a database that accepts the connection and never answers:
+/// the service gives up after 5 s (not 30) with the database named, and
+/// no "slow query" line.
+#[test]
+fn a_silent_database_fails_within_the_connect_timeout() {
+    // Listening but never accepting: the handshake completes, no answer.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("postgres://app:s3cret-pw@127.0.0.1:{port}/orders?sslmode=disable");
+    let started = Instant::now();
+    let mut service = Service::spawn(&[("DATABASE_URL", &url)], false);
+    let exit = service.wait_exit(Duration::from_secs(20));
+    let took = started.elapsed();
+    let stderr = service.stderr();
+    assert_eq!(exit.code(), Some(1), "{stderr}");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(7),
+        "took {took:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "orders-api: database postgres://app@127.0.0.1:{port}/orders: cannot connect: no answer within 5 s"
+        )),
+        "{stderr}"
+    );
+    let all = service.lines().concat() + &stderr;
+    assert!(!all.contains("s3cret-pw"), "{all}");
+    assert!(!all.contains("slow query"), "{all}");
+    drop(silent);
+}
