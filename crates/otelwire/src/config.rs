@@ -402,10 +402,16 @@ impl EnvSource {
             .map(Duration::from_millis))
     }
 
-    pub(crate) fn count(&self, var: &str) -> Result<Option<usize>, InitError> {
-        match self.parse_u64(var, "expected a positive whole number")? {
-            Some(0) => Err(InitError::env(var, "0", "expected a positive whole number")),
-            other => Ok(other.map(|n| n as usize)),
+    /// A size: a whole number from 1 to `max` (a bigger one would reserve
+    /// memory the process may not have, and abort it).
+    pub(crate) fn count(&self, var: &str, max: usize) -> Result<Option<usize>, InitError> {
+        let expected = format!("expected a whole number from 1 to {max}");
+        match self.get(var) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n >= 1 && n <= max as u64 => Ok(Some(n as usize)),
+                _ => Err(InitError::env(var, &v, expected)),
+            },
         }
     }
 
@@ -574,6 +580,21 @@ pub const DEFAULT_VALUE_LENGTH_LIMIT: usize = 32 * 1024;
 /// resident memory at start and, with the collector down and both queues
 /// full, about 9 MiB more than 2048 would.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 8192;
+
+/// The largest queue size (`OTEL_BSP_MAX_QUEUE_SIZE`,
+/// `OTEL_BLRP_MAX_QUEUE_SIZE`, [`Builder::max_queue_size`](crate::Builder::max_queue_size))
+/// and export batch size otelwire accepts; a bigger one is an init error.
+/// The SDK's queue reserves its slots up front (about 340 bytes each, as
+/// measured for [`DEFAULT_MAX_QUEUE_SIZE`]), so `99999999999999` would
+/// abort the process on allocation; 262,144 reserve about 90 MB.
+pub const MAX_QUEUE_SIZE_LIMIT: usize = 1 << 18;
+
+/// The largest attribute value length limit otelwire accepts
+/// (`OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` and the per-signal variants,
+/// [`Builder::attribute_value_length_limit`](crate::Builder::attribute_value_length_limit)):
+/// 1 MiB characters, a quarter of what a collector's gRPC receiver takes
+/// per request by default.
+pub const MAX_VALUE_LENGTH_LIMIT: usize = 1 << 20;
 
 /// The default `RUST_LOG` when none is set.
 pub(crate) const DEFAULT_FILTER: &str = "info";
@@ -812,15 +833,18 @@ impl Resolved {
                 b.scheduled_delay = Duration::from_secs(1);
             }
             b.max_queue_size = match code.max_queue_size[i] {
-                Some(n) => n,
+                Some(n) => bounded_setting("max_queue_size", n, MAX_QUEUE_SIZE_LIMIT)?,
                 None => env
-                    .count(&format!("{prefix}_MAX_QUEUE_SIZE"))?
+                    .count(&format!("{prefix}_MAX_QUEUE_SIZE"), MAX_QUEUE_SIZE_LIMIT)?
                     .unwrap_or(b.max_queue_size),
             };
             b.max_export_batch_size = match code.max_export_batch_size[i] {
-                Some(n) => n,
+                Some(n) => bounded_setting("max_export_batch_size", n, MAX_QUEUE_SIZE_LIMIT)?,
                 None => env
-                    .count(&format!("{prefix}_MAX_EXPORT_BATCH_SIZE"))?
+                    .count(
+                        &format!("{prefix}_MAX_EXPORT_BATCH_SIZE"),
+                        MAX_QUEUE_SIZE_LIMIT,
+                    )?
                     .unwrap_or(b.max_export_batch_size),
             };
             b.scheduled_delay = match code.scheduled_delay[i] {
@@ -869,7 +893,7 @@ impl Resolved {
                 .unwrap_or(Duration::from_secs(60)),
         };
 
-        let general = env.count("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")?;
+        let general = env.count("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", MAX_VALUE_LENGTH_LIMIT)?;
         let mut value_length_limit = [DEFAULT_VALUE_LENGTH_LIMIT; 2];
         for (i, var) in [
             "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
@@ -886,9 +910,11 @@ impl Resolved {
                         expected: "a positive number of characters".into(),
                     });
                 }
-                Some(n) => n,
+                Some(n) => {
+                    bounded_setting("attribute_value_length_limit", n, MAX_VALUE_LENGTH_LIMIT)?
+                }
                 None => env
-                    .count(var)?
+                    .count(var, MAX_VALUE_LENGTH_LIMIT)?
                     .or(general)
                     .unwrap_or(DEFAULT_VALUE_LENGTH_LIMIT),
             };
@@ -923,6 +949,19 @@ impl Resolved {
         } else {
             self.exporter[signal.index()]
         }
+    }
+}
+
+/// A size set in code, at most `max`.
+fn bounded_setting(setting: &'static str, n: usize, max: usize) -> Result<usize, InitError> {
+    if n <= max {
+        Ok(n)
+    } else {
+        Err(InitError::InvalidSetting {
+            setting,
+            value: n.to_string(),
+            expected: format!("at most {max}"),
+        })
     }
 }
 

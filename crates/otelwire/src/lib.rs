@@ -73,12 +73,12 @@
 //! | `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | `1.0` | the ratio, in `[0, 1]` |
 //! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `none` |
-//! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_QUEUE_SIZE` | `8192` | spans / log records waiting for export before new ones are dropped (the specification's default is 2048; see [`DEFAULT_MAX_QUEUE_SIZE`] for why otelwire holds more) |
-//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | `512` | items per export request |
+//! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_QUEUE_SIZE` | `8192` | spans / log records waiting for export before new ones are dropped (the specification's default is 2048; see [`DEFAULT_MAX_QUEUE_SIZE`] for why otelwire holds more); at most [`MAX_QUEUE_SIZE_LIMIT`] (262144) |
+//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | `512` | items per export request, at most the queue size |
 //! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` | `5000`, `1000` | milliseconds between exports |
 //! | `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT` | `30000` | milliseconds (validated; the transport timeout applies) |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | `60000` | milliseconds between metric exports |
-//! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `32768` | longest string attribute value kept, in characters (the specification's default is unlimited; otelwire bounds it so that one huge value can neither fill memory nor make the collector refuse a batch); log bodies are cut too |
+//! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `32768` | longest string attribute value kept, in characters (the specification's default is unlimited; otelwire bounds it so that one huge value can neither fill memory nor make the collector refuse a batch); log bodies are cut too; at most [`MAX_VALUE_LENGTH_LIMIT`] (1048576) |
 //! | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the above | the same, for one signal |
 //! | `RUST_LOG` | `info` | which spans and events are recorded ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax; spaces around a directive and empty directives, as in `info, app=debug,`, are ignored) |
 //! | `OTELWIRE_LOG_FORMAT` | `pretty` on a terminal, else `json` | local output: `pretty`, `compact`, `json` or `none` |
@@ -155,7 +155,7 @@ use tracing_subscriber::layer::{Layer, SubscriberExt};
 
 pub use config::{
     Compression, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_VALUE_LENGTH_LIMIT, ExporterKind, LogFormat,
-    Propagator, Protocol, Sampler, Signal,
+    MAX_QUEUE_SIZE_LIMIT, MAX_VALUE_LENGTH_LIMIT, Propagator, Protocol, Sampler, Signal,
 };
 pub use error::InitError;
 pub use health::{Component, ComponentHealth, Health, HealthStatus, SignalHealth};
@@ -484,7 +484,8 @@ impl Builder {
     /// Spans (`Signal::Traces`) or log records (`Signal::Logs`) that may wait
     /// for export; more are dropped and counted. Ignored for metrics.
     /// Default [`DEFAULT_MAX_QUEUE_SIZE`], or `OTEL_BSP_MAX_QUEUE_SIZE` /
-    /// `OTEL_BLRP_MAX_QUEUE_SIZE`.
+    /// `OTEL_BLRP_MAX_QUEUE_SIZE`. More than [`MAX_QUEUE_SIZE_LIMIT`] is an
+    /// init error.
     pub fn max_queue_size(mut self, signal: Signal, size: usize) -> Self {
         if let Some(i) = batch_index(signal) {
             self.code.max_queue_size[i] = Some(size.max(1));
@@ -492,7 +493,8 @@ impl Builder {
         self
     }
 
-    /// Items per export request, for traces or logs.
+    /// Items per export request, for traces or logs (more than
+    /// [`MAX_QUEUE_SIZE_LIMIT`] is an init error).
     pub fn max_export_batch_size(mut self, signal: Signal, size: usize) -> Self {
         if let Some(i) = batch_index(signal) {
             self.code.max_export_batch_size[i] = Some(size.max(1));
@@ -537,8 +539,8 @@ impl Builder {
     /// are cut (default [`DEFAULT_VALUE_LENGTH_LIMIT`], or
     /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`
     /// and `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT`). Set in code, it
-    /// applies to both signals and wins over the environment; 0 is an
-    /// init error.
+    /// applies to both signals and wins over the environment; 0 or more
+    /// than [`MAX_VALUE_LENGTH_LIMIT`] is an init error.
     pub fn attribute_value_length_limit(mut self, limit: usize) -> Self {
         self.code.value_length_limit = [Some(limit); 2];
         self

@@ -249,3 +249,74 @@ fn rust_log_directives_mean_the_same_on_every_path() {
         }
     }
 }
+
+/// Item 8: `OTEL_BSP_MAX_QUEUE_SIZE=99999999999999` aborted the process
+/// (allocation failure). Every size variable is bounded, and the error
+/// names the variable, the value and the maximum.
+#[test]
+fn size_variables_are_bounded_with_an_error_naming_the_maximum() {
+    for (var, max) in [
+        ("OTEL_BSP_MAX_QUEUE_SIZE", otelwire::MAX_QUEUE_SIZE_LIMIT),
+        ("OTEL_BLRP_MAX_QUEUE_SIZE", otelwire::MAX_QUEUE_SIZE_LIMIT),
+        (
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            otelwire::MAX_QUEUE_SIZE_LIMIT,
+        ),
+        (
+            "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+            otelwire::MAX_QUEUE_SIZE_LIMIT,
+        ),
+        (
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            otelwire::MAX_VALUE_LENGTH_LIMIT,
+        ),
+        (
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            otelwire::MAX_VALUE_LENGTH_LIMIT,
+        ),
+        (
+            "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            otelwire::MAX_VALUE_LENGTH_LIMIT,
+        ),
+    ] {
+        let too_big = (max + 1).to_string();
+        for value in [
+            "99999999999999",
+            "99999999999999999999999",
+            "0",
+            too_big.as_str(),
+        ] {
+            let err = otelwire::builder()
+                .env_source(env(&[(var, value)]))
+                .log_format(LogFormat::None)
+                .build()
+                .expect_err(&format!("{var}={value}"))
+                .to_string();
+            assert_eq!(
+                err,
+                format!("{var}={value}: expected a whole number from 1 to {max}")
+            );
+        }
+        // The maximum itself is accepted.
+        otelwire::builder()
+            .env_source(env(&[
+                (var, &max.to_string()),
+                ("OTEL_SDK_DISABLED", "true"),
+            ]))
+            .log_format(LogFormat::None)
+            .build()
+            .unwrap_or_else(|e| panic!("{var}={max}: {e}"));
+    }
+
+    let err = otelwire::builder()
+        .env_source(env(&[]))
+        .max_queue_size(otelwire::Signal::Traces, 99_999_999_999_999)
+        .log_format(LogFormat::None)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("max_queue_size") && err.contains("at most 262144"),
+        "{err}"
+    );
+}
