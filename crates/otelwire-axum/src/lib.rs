@@ -51,6 +51,18 @@
 //! `/health`, `/health/telemetry` and `/metrics` are not traced (see
 //! [`OtelLayer::exclude_path`]).
 //!
+//! # Secrets in paths and user agents
+//!
+//! `url.path` and `user_agent.original` are recorded as the client sent
+//! them, as the HTTP semantic conventions define them: a path that carries
+//! a secret (`/reset/<token>`, `;jsessionid=…`) or a user agent that does
+//! reaches the span and every local line of the request. Field-name
+//! redaction does not apply (the names are not secret-like), and the span
+//! name and the metrics never carry the raw path (they use the route
+//! template). Where paths can carry secrets, scrub them with
+//! [`OtelLayer::scrub_path`] (opt-in: the default records the path as
+//! is); query strings are left out unless [`OtelLayer::record_query`].
+//!
 //! Apply the layer with `Router::layer` after the routes: axum then runs it
 //! after routing, so the route template is known. axum applies such a layer
 //! to the routes and to a fallback set before it, not to its built-in 404:
@@ -139,7 +151,11 @@ struct Config {
     trust_forwarded: bool,
     record_query: bool,
     completion_log: bool,
+    scrub_path: Option<PathScrubber>,
 }
+
+/// A function that rewrites `url.path` before it is recorded.
+type PathScrubber = Arc<dyn for<'a> Fn(&'a str) -> Cow<'a, str> + Send + Sync>;
 
 /// The layer. Clone it freely; see the [crate docs](crate) for what it records.
 #[derive(Clone)]
@@ -181,6 +197,7 @@ impl OtelLayer {
                 trust_forwarded: false,
                 record_query: false,
                 completion_log: true,
+                scrub_path: None,
             }),
         }
     }
@@ -239,6 +256,81 @@ impl OtelLayer {
     /// Logs one event per completed request (on by default).
     pub fn completion_log(self, on: bool) -> Self {
         self.edit(|c| c.completion_log = on)
+    }
+
+    /// Records `url.path` as `scrub` rewrites it (return the path itself,
+    /// borrowed, when there is nothing to hide: no allocation then). The
+    /// request itself, the routing and `http.route` are unchanged. Off by
+    /// default: the conventions record the path as sent.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// // `/reset/<token>` → `/reset/[REDACTED]`; `;jsessionid=…` dropped.
+    /// let layer = otelwire_axum::OtelLayer::new().scrub_path(|path: &str| {
+    ///     let path = match path.find(';') {
+    ///         Some(i) => Cow::Owned(path[..i].to_owned()),
+    ///         None => Cow::Borrowed(path),
+    ///     };
+    ///     match path.strip_prefix("/reset/") {
+    ///         Some(_) => Cow::Borrowed("/reset/[REDACTED]"),
+    ///         None => path,
+    ///     }
+    /// });
+    /// # let _ = layer;
+    /// ```
+    ///
+    /// [`scrub_segments`] makes such a function from a list of patterns.
+    pub fn scrub_path<F>(self, scrub: F) -> Self
+    where
+        F: for<'a> Fn(&'a str) -> Cow<'a, str> + Send + Sync + 'static,
+    {
+        self.edit(|c| c.scrub_path = Some(Arc::new(scrub)))
+    }
+}
+
+/// The replacement of a scrubbed path segment.
+pub const SCRUBBED: &str = "[REDACTED]";
+
+/// A path scrubber for [`OtelLayer::scrub_path`] from segment patterns:
+/// each pattern is a path of literal segments and `*` (any one segment);
+/// the segments of a path that match a pattern's `*` become
+/// [`SCRUBBED`]. Path parameters (`;jsessionid=…` in any segment) are
+/// always removed.
+///
+/// ```
+/// let scrub = otelwire_axum::scrub_segments(&["/reset/*", "/users/*/tokens/*"]);
+/// assert_eq!(scrub("/reset/s3cr3t"), "/reset/[REDACTED]");
+/// assert_eq!(scrub("/users/7/tokens/abc;jsessionid=x"), "/users/[REDACTED]/tokens/[REDACTED]");
+/// assert_eq!(scrub("/orders/7;jsessionid=x"), "/orders/7");
+/// assert_eq!(scrub("/orders/7"), "/orders/7");
+/// ```
+pub fn scrub_segments(
+    patterns: &[&str],
+) -> impl for<'a> Fn(&'a str) -> Cow<'a, str> + Send + Sync + 'static {
+    let patterns: Vec<Vec<String>> = patterns
+        .iter()
+        .map(|p| p.split('/').map(str::to_owned).collect())
+        .collect();
+    move |path: &str| {
+        let params = path.contains(';');
+        let segments: Vec<&str> = path
+            .split('/')
+            .map(|s| s.split(';').next().unwrap_or(""))
+            .collect();
+        let pattern = patterns.iter().find(|p| {
+            p.len() == segments.len() && p.iter().zip(&segments).all(|(p, s)| p == "*" || p == s)
+        });
+        match pattern {
+            None if !params => Cow::Borrowed(path),
+            None => Cow::Owned(segments.join("/")),
+            Some(p) => Cow::Owned(
+                p.iter()
+                    .zip(&segments)
+                    .map(|(p, s)| if p == "*" { SCRUBBED } else { s })
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            ),
+        }
     }
 }
 
@@ -678,6 +770,10 @@ where
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip().to_string())
         });
+        let path = match &config.scrub_path {
+            Some(scrub) => scrub(req.uri().path()),
+            None => Cow::Borrowed(req.uri().path()),
+        };
         let query = if config.record_query {
             req.uri().query()
         } else {
@@ -701,7 +797,7 @@ where
             otel.kind = "server",
             otel.status_code = Empty,
             http.request.method = method,
-            url.path = req.uri().path(),
+            url.path = path.as_ref(),
             url.scheme = scheme.as_ref(),
             url.query = query,
             http.route = route_str,
