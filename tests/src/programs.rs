@@ -141,7 +141,11 @@ impl Process {
 
     /// Whether it still runs; panics with its output if it exited.
     pub fn assert_running(&mut self) {
-        if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+        if let Some(status) = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
             panic!("{} exited ({status}):\n{}", self.name, self.output());
         }
     }
@@ -186,7 +190,10 @@ pub fn http() -> &'static reqwest::blocking::Client {
 
 /// `GET url`: the status and the body, or the error as text.
 pub fn get(url: &str) -> Result<(u16, String), String> {
-    let r = http().get(url).send().map_err(|e| format!("GET {url}: {e}"))?;
+    let r = http()
+        .get(url)
+        .send()
+        .map_err(|e| format!("GET {url}: {e}"))?;
     let status = r.status().as_u16();
     Ok((status, r.text().unwrap_or_default()))
 }
@@ -279,14 +286,20 @@ impl CollectorSpec {
             cmd.arg(format!("--config=yaml:{o}"));
         }
         let storage = self.dir.join("file_storage");
-        cmd.env("OTELCOL_OTLP_GRPC_ENDPOINT", format!("127.0.0.1:{}", p.grpc))
-            .env("OTELCOL_OTLP_HTTP_ENDPOINT", format!("127.0.0.1:{}", p.http))
-            .env("OTELCOL_HEALTH_ENDPOINT", format!("127.0.0.1:{}", p.health))
-            .env("OTELCOL_METRICS_HOST", "127.0.0.1")
-            .env("OTELCOL_METRICS_PORT", p.metrics.to_string())
-            .env("OTELCOL_STORAGE_DIR", storage.display().to_string())
-            // The memory limiter's percentages need a limit: the test machine's.
-            .env("GOMEMLIMIT", "800MiB");
+        cmd.env(
+            "OTELCOL_OTLP_GRPC_ENDPOINT",
+            format!("127.0.0.1:{}", p.grpc),
+        )
+        .env(
+            "OTELCOL_OTLP_HTTP_ENDPOINT",
+            format!("127.0.0.1:{}", p.http),
+        )
+        .env("OTELCOL_HEALTH_ENDPOINT", format!("127.0.0.1:{}", p.health))
+        .env("OTELCOL_METRICS_HOST", "127.0.0.1")
+        .env("OTELCOL_METRICS_PORT", p.metrics.to_string())
+        .env("OTELCOL_STORAGE_DIR", storage.display().to_string())
+        // The memory limiter's percentages need a limit: the test machine's.
+        .env("GOMEMLIMIT", "800MiB");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -303,17 +316,13 @@ impl CollectorSpec {
             &self.dir.join(format!("{}.log", self.config)),
         );
         let health = format!("http://127.0.0.1:{}/", self.ports.health);
-        wait_until(
-            &format!("{name} healthy"),
-            Duration::from_secs(30),
-            || {
-                process.assert_running();
-                match get(&health)? {
-                    (200, _) => Ok(()),
-                    (s, b) => Err(format!("{s} {b}")),
-                }
-            },
-        );
+        wait_until(&format!("{name} healthy"), Duration::from_secs(30), || {
+            process.assert_running();
+            match get(&health)? {
+                (200, _) => Ok(()),
+                (s, b) => Err(format!("{s} {b}")),
+            }
+        });
         Collector {
             spec: self.clone(),
             process,
@@ -427,7 +436,10 @@ impl PromApi {
         if body["status"] != "success" {
             return Err(format!("query {expr:?}: {body}"));
         }
-        Ok(body["data"]["result"].as_array().cloned().unwrap_or_default())
+        Ok(body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// Every metric name Prometheus holds.
@@ -437,7 +449,11 @@ impl PromApi {
         let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
         v["data"]
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -92,11 +92,7 @@ fn the_built_collector_has_exactly_the_components_the_configurations_use() {
 /// A single collector (`config.yaml`) whose Loki and Tempo are two
 /// otelwire-test collectors, and whose Prometheus is nobody (metrics are not
 /// this file's subject: they queue).
-fn single_collector(
-    dir: &std::path::Path,
-    loki: &Backend,
-    tempo: &Backend,
-) -> CollectorSpec {
+fn single_collector(dir: &std::path::Path, loki: &Backend, tempo: &Backend) -> CollectorSpec {
     CollectorSpec::new("config.yaml", dir)
         .env("LOKI_OTLP_ENDPOINT", loki.http_endpoint())
         .env(
@@ -133,7 +129,12 @@ fn attrs(pairs: &[(&str, &str)]) -> serde_json::Value {
         .collect()
 }
 
-fn span_json(trace_id: &str, span_id: &str, name: &str, attributes: serde_json::Value) -> serde_json::Value {
+fn span_json(
+    trace_id: &str,
+    span_id: &str,
+    name: &str,
+    attributes: serde_json::Value,
+) -> serde_json::Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -194,9 +195,16 @@ fn the_collector_masks_secrets_from_a_sender_that_is_not_otelwire() {
         .wait_for_spans_blocking(1, |s| s.name == "GET /secret", Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}\n{}", collector.process.output()));
     let logs = loki
-        .wait_for_logs_blocking(1, |l| l.body_str() == Some("login"), Duration::from_secs(30))
+        .wait_for_logs_blocking(
+            1,
+            |l| l.body_str() == Some("login"),
+            Duration::from_secs(30),
+        )
         .unwrap_or_else(|e| panic!("{e}\n{}", collector.process.output()));
-    for (what, attributes) in [("span", &spans[0].attributes), ("log record", &logs[0].attributes)] {
+    for (what, attributes) in [
+        ("span", &spans[0].attributes),
+        ("log record", &logs[0].attributes),
+    ] {
         for (key, secret) in &secrets[..3] {
             let got = attributes.get_str(key);
             assert!(
@@ -265,7 +273,11 @@ fn a_backend_restart_with_a_collector_restart_in_between_loses_nothing() {
         || {
             let logs = collector.own_metric("otelcol_receiver_accepted_log_records_total", &[]);
             let spans = collector.own_metric("otelcol_receiver_accepted_spans_total", &[]);
-            if logs >= 60.0 && spans >= 60.0 { Ok(()) } else { Err(format!("{logs} logs, {spans} spans")) }
+            if logs >= 60.0 && spans >= 60.0 {
+                Ok(())
+            } else {
+                Err(format!("{logs} logs, {spans} spans"))
+            }
         },
     );
 
@@ -287,7 +299,11 @@ fn a_backend_restart_with_a_collector_restart_in_between_loses_nothing() {
     programs::wait_until("the sending queues empty", Duration::from_secs(30), || {
         let queued = collector.own_metric("otelcol_exporter_queue_size", &["loki"])
             + collector.own_metric("otelcol_exporter_queue_size", &["tempo"]);
-        if queued == 0.0 { Ok(()) } else { Err(format!("{queued} requests queued")) }
+        if queued == 0.0 {
+            Ok(())
+        } else {
+            Err(format!("{queued} requests queued"))
+        }
     });
     let seqs = |v: Vec<String>| {
         let set: BTreeSet<String> = v.iter().cloned().collect();

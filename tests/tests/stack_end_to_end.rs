@@ -121,13 +121,12 @@ fn queries() -> Vec<Query> {
             .filter_map(|t| t["value"].as_str())
             .map(|l| format!("{l}=\"x\""))
             .collect();
-        for q in t2m["queries"]
-            .as_sequence()
-            .into_iter()
-            .flatten()
-        {
+        for q in t2m["queries"].as_sequence().into_iter().flatten() {
             out.push(Query {
-                origin: format!("datasources: tracesToMetrics {}", q["name"].as_str().unwrap()),
+                origin: format!(
+                    "datasources: tracesToMetrics {}",
+                    q["name"].as_str().unwrap()
+                ),
                 // `$$` is provisioning's escape for `$`.
                 expr: q["query"]
                     .as_str()
@@ -139,8 +138,8 @@ fn queries() -> Vec<Query> {
         }
     }
     for file in files("stack/grafana/dashboards", ".json") {
-        let d: Json = serde_json::from_str(&std::fs::read_to_string(root().join(&file)).unwrap())
-            .unwrap();
+        let d: Json =
+            serde_json::from_str(&std::fs::read_to_string(root().join(&file)).unwrap()).unwrap();
         for v in d["templating"]["list"].as_array().into_iter().flatten() {
             if v["datasource"]["type"] != "prometheus" {
                 continue;
@@ -182,9 +181,12 @@ fn without_variables(expr: &str) -> String {
     vars.replace_all(&e, ".+").into_owned()
 }
 
-/// The selectors (metric, matcher labels) and grouping labels of a query,
-/// from Prometheus's own parser (`/api/v1/parse_query`).
-fn parse(prom: &PromApi, expr: &str) -> Result<(Vec<(String, Vec<String>)>, Vec<String>), String> {
+/// A vector selector: the metric and the labels of its matchers.
+type Selector = (String, Vec<String>);
+
+/// The selectors and grouping labels of a query, from Prometheus's own
+/// parser (`/api/v1/parse_query`).
+fn parse(prom: &PromApi, expr: &str) -> Result<(Vec<Selector>, Vec<String>), String> {
     let r = programs::http()
         .get(format!("{}/api/v1/parse_query", prom.base))
         .query(&[("query", expr)])
@@ -196,7 +198,7 @@ fn parse(prom: &PromApi, expr: &str) -> Result<(Vec<(String, Vec<String>)>, Vec<
     }
     let mut selectors = Vec::new();
     let mut grouping = Vec::new();
-    fn walk(n: &Json, sel: &mut Vec<(String, Vec<String>)>, grp: &mut Vec<String>) {
+    fn walk(n: &Json, sel: &mut Vec<Selector>, grp: &mut Vec<String>) {
         match n {
             Json::Object(m) => {
                 if m.get("type").and_then(Json::as_str) == Some("vectorSelector") {
@@ -267,7 +269,10 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
         ("LOKI_OTLP_ENDPOINT", loki.http_endpoint()),
         (
             "TEMPO_OTLP_GRPC_ENDPOINT",
-            tempo.grpc_endpoint().trim_start_matches("http://").to_owned(),
+            tempo
+                .grpc_endpoint()
+                .trim_start_matches("http://")
+                .to_owned(),
         ),
     ];
     let stack = tokio::task::block_in_place(|| LocalStack::start(dir.path(), &env));
@@ -280,14 +285,16 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
         failing_skus: vec!["gizmo".into()],
         ..Default::default()
     };
-    let (inv, stop_inventory) = run(pipeline("inventory", otlp_http, Protocol::HttpProtobuf), async move |t| {
-        inventory::router(t, failing)
-    });
+    let (inv, stop_inventory) = run(
+        pipeline("inventory", otlp_http, Protocol::HttpProtobuf),
+        async move |t| inventory::router(t, failing),
+    );
     let inventory_url = format!("http://{inv}");
     let url = inventory_url.clone();
-    let (ord, stop_orders) = run(pipeline("orders-api", otlp_grpc, Protocol::Grpc), async move |t| {
-        orders_api::app(t, &url, None).await.unwrap()
-    });
+    let (ord, stop_orders) = run(
+        pipeline("orders-api", otlp_grpc, Protocol::Grpc),
+        async move |t| orders_api::app(t, &url, None).await.unwrap(),
+    );
     let fast = |c: health_checker::CheckConfig| {
         c.interval(Duration::from_millis(500))
             .timeout(Duration::from_millis(400))
@@ -321,7 +328,11 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(statuses, BTreeSet::from([201, 404, 502]), "the traffic meant");
+    assert_eq!(
+        statuses,
+        BTreeSet::from([201, 404, 502]),
+        "the traffic meant"
+    );
 
     // Tempo's place: one order's trace, with both services' server spans
     // and its database span.
@@ -365,7 +376,10 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
     // Loki's place: that request's log lines, from orders-api.
     loki.wait_for_logs_blocking(
         1,
-        |l| l.trace_id.as_deref() == Some(trace_id.as_str()) && l.resource.get_str("service.name") == Some("orders-api"),
+        |l| {
+            l.trace_id.as_deref() == Some(trace_id.as_str())
+                && l.resource.get_str("service.name") == Some("orders-api")
+        },
         Duration::from_secs(30),
     )
     .unwrap();
@@ -396,9 +410,8 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
         .to_owned();
     let fired = tokio::task::block_in_place(|| prom.wait_for(&ratio, slow));
     assert!(
-        fired
-            .iter()
-            .any(|s| s["metric"]["http_route"] == "/orders" && s["metric"]["service_name"] == "orders-api"),
+        fired.iter().any(|s| s["metric"]["http_route"] == "/orders"
+            && s["metric"]["service_name"] == "orders-api"),
         "HighServerErrorRatio for orders-api /orders: {fired:?}"
     );
 
@@ -429,7 +442,10 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
             }
             for l in grouping.iter().chain(&q.legend) {
                 if !available.is_empty() && !available.contains(l) {
-                    problems.push(format!("{}: by {l}, which none of its series has", q.origin));
+                    problems.push(format!(
+                        "{}: by {l}, which none of its series has",
+                        q.origin
+                    ));
                 }
             }
         }

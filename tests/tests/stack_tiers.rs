@@ -54,7 +54,10 @@ fn agent(dir: &Path, bin: &Path, gateways: &[&Gateway]) -> Collector {
             "exporters::load_balancing::resolver::static::hostnames: [{}]",
             hostnames.join(", ")
         ))
-        .set(format!("exporters::otlp_grpc/gateway::endpoint: {}", hostnames[0]))
+        .set(format!(
+            "exporters::otlp_grpc/gateway::endpoint: {}",
+            hostnames[0]
+        ))
         .start(bin)
 }
 
@@ -87,7 +90,11 @@ fn trace_spans(trace_id: &str, kind: Kind, run: &str) -> Vec<serde_json::Value> 
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let length: u128 = if kind == Kind::Slow { 600_000_000 } else { 20_000_000 };
+    let length: u128 = if kind == Kind::Slow {
+        600_000_000
+    } else {
+        20_000_000
+    };
     let root = random_hex(8);
     (0..SPANS_PER_TRACE)
         .map(|j| {
@@ -131,7 +138,12 @@ fn post(agent: &Collector, spans: &[serde_json::Value]) {
 /// Sends `n` traces; each trace's first three spans go to one agent and the
 /// other two to the other, alternately, so that only trace-id routing can
 /// bring a trace together. Returns trace id -> kind.
-fn send(agents: [&Collector; 2], run: &str, n: usize, only: Option<Kind>) -> BTreeMap<String, Kind> {
+fn send(
+    agents: [&Collector; 2],
+    run: &str,
+    n: usize,
+    only: Option<Kind>,
+) -> BTreeMap<String, Kind> {
     let mut sent = BTreeMap::new();
     for i in 0..n {
         let k = only.unwrap_or(kind(i));
@@ -228,8 +240,15 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
         Duration::from_secs(60),
         || {
             let got = arrived(&[&g1, &g2], &run);
-            let missing = must_keep.iter().filter(|id| !got.contains_key(**id)).count();
-            if missing == 0 { Ok(got) } else { Err(format!("{missing} missing")) }
+            let missing = must_keep
+                .iter()
+                .filter(|id| !got.contains_key(**id))
+                .count();
+            if missing == 0 {
+                Ok(got)
+            } else {
+                Err(format!("{missing} missing"))
+            }
         },
     );
     // Two error traces sent after the 400: once they are in, every trace
@@ -238,7 +257,11 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
     let markers = send([&a1, &a2], &marker, 2, Some(Kind::Error));
     programs::wait_until("the marker traces arrive", Duration::from_secs(60), || {
         let got = arrived(&[&g1, &g2], &marker);
-        if markers.keys().all(|id| got.contains_key(id)) { Ok(()) } else { Err(format!("{} of 2", got.len())) }
+        if markers.keys().all(|id| got.contains_key(id)) {
+            Ok(())
+        } else {
+            Err(format!("{} of 2", got.len()))
+        }
     });
     let got = {
         let later = arrived(&[&g1, &g2], &run);
@@ -247,9 +270,14 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
     };
     for (id, (g, n)) in &got {
         assert!(sent.contains_key(id), "a trace nobody sent: {id}");
-        assert_eq!(*n, SPANS_PER_TRACE, "trace {id} at gateway {g}: incomplete or duplicated");
+        assert_eq!(
+            *n, SPANS_PER_TRACE,
+            "trace {id} at gateway {g}: incomplete or duplicated"
+        );
     }
-    let per_gateway: Vec<usize> = (0..2).map(|g| got.values().filter(|(x, _)| *x == g).count()).collect();
+    let per_gateway: Vec<usize> = (0..2)
+        .map(|g| got.values().filter(|(x, _)| *x == g).count())
+        .collect();
     assert!(
         per_gateway.iter().all(|n| *n > 0),
         "both gateways get a share: {per_gateway:?}"
@@ -257,7 +285,10 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
     // 10 % of the 320 plain traces: 32 expected; binomial sd 5.4. The bound
     // 12..=60 is more than 3.5 sd either side.
     let plain = got.keys().filter(|id| sent[*id] == Kind::Plain).count();
-    assert!((12..=60).contains(&plain), "{plain} of 320 plain traces kept, expected about 32");
+    assert!(
+        (12..=60).contains(&plain),
+        "{plain} of 320 plain traces kept, expected about 32"
+    );
 
     // One gateway goes down for a minute while traffic goes on: its share
     // waits in the agents' queues and arrives once it is back, once.
@@ -276,14 +307,22 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
         || {
             let got = arrived(&[&g1, &g2], &run2);
             let missing = sent2.keys().filter(|id| !got.contains_key(*id)).count();
-            if missing == 0 { Ok(got) } else { Err(format!("{missing} of {} missing", sent2.len())) }
+            if missing == 0 {
+                Ok(got)
+            } else {
+                Err(format!("{missing} of {} missing", sent2.len()))
+            }
         },
     );
     // Drained: the agents' queues are empty, so nothing more is coming.
     programs::wait_until("the agents' queues drain", Duration::from_secs(60), || {
         let q = a1.own_metric("otelcol_exporter_queue_size", &["load_balancing"])
             + a2.own_metric("otelcol_exporter_queue_size", &["load_balancing"]);
-        if q == 0.0 { Ok(()) } else { Err(format!("{q} queued")) }
+        if q == 0.0 {
+            Ok(())
+        } else {
+            Err(format!("{q} queued"))
+        }
     });
     let got2 = {
         let later = arrived(&[&g1, &g2], &run2);
@@ -292,7 +331,10 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
     };
     for (id, (g, n)) in &got2 {
         assert!(sent2.contains_key(id), "a trace nobody sent: {id}");
-        assert_eq!(*n, SPANS_PER_TRACE, "trace {id} at gateway {g}: lost or duplicated spans");
+        assert_eq!(
+            *n, SPANS_PER_TRACE,
+            "trace {id} at gateway {g}: lost or duplicated spans"
+        );
     }
     assert!(
         got2.values().any(|(g, _)| *g == 1),
