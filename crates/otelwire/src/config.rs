@@ -691,11 +691,9 @@ impl Resolved {
             // endpoint gets the signal's path appended (specification).
             let endpoint_var = format!("OTEL_EXPORTER_OTLP_{infix}_ENDPOINT");
             let endpoint = if let Some(e) = &code.signal_endpoint[i] {
-                validate_setting_endpoint("signal_endpoint", e)?;
-                e.clone()
+                validate_setting_endpoint("signal_endpoint", e)?
             } else if let (None, Some(e)) = (&code.endpoint, env.get(&endpoint_var)) {
-                validate_endpoint(&endpoint_var, &e)?;
-                e
+                validate_endpoint(&endpoint_var, &e)?
             } else {
                 let (base, var) = match &code.endpoint {
                     Some(e) => (e.clone(), None),
@@ -704,13 +702,13 @@ impl Resolved {
                         None => (protocol.default_endpoint().to_owned(), None),
                     },
                 };
-                match var {
+                let base = match var {
                     Some(var) => validate_endpoint(var, &base)?,
                     None => validate_setting_endpoint("endpoint", &base)?,
-                }
+                };
                 match protocol {
                     Protocol::Grpc => base,
-                    _ => format!("{}{}", base.trim_end_matches('/'), signal.http_path()),
+                    _ => crate::endpoint::with_signal_path(&base, signal.http_path()),
                 }
             };
 
@@ -965,67 +963,20 @@ fn bounded_setting(setting: &'static str, n: usize, max: usize) -> Result<usize,
     }
 }
 
-fn validate_endpoint(var: &str, value: &str) -> Result<(), InitError> {
-    if endpoint_ok(value) {
-        Ok(())
-    } else {
-        Err(InitError::env(
-            var,
-            &crate::endpoint::without_userinfo(value),
-            "expected an http:// or https:// URL, for example http://localhost:4317",
-        ))
-    }
+/// A collector URL from the environment, trimmed, or an error naming the
+/// variable, the value (user info removed) and what is wrong.
+fn validate_endpoint(var: &str, value: &str) -> Result<String, InitError> {
+    crate::endpoint::check(value)
+        .map_err(|why| InitError::env(var, &crate::endpoint::without_userinfo(value), why))
 }
 
-fn validate_setting_endpoint(setting: &'static str, value: &str) -> Result<(), InitError> {
-    if endpoint_ok(value) {
-        Ok(())
-    } else {
-        Err(InitError::InvalidSetting {
-            setting,
-            value: crate::endpoint::without_userinfo(value).into_owned(),
-            expected: "an http:// or https:// URL, for example http://localhost:4317".into(),
-        })
-    }
-}
-
-fn endpoint_ok(value: &str) -> bool {
-    let value = crate::endpoint::without_userinfo(value);
-    let value = value.as_ref();
-    if value.parse::<http::Uri>().is_err() {
-        return false;
-    }
-    let rest = value
-        .strip_prefix("http://")
-        .or_else(|| value.strip_prefix("https://"));
-    match rest {
-        Some(rest) => !rest.is_empty() && rest.parse::<http_uri_probe::Authority>().is_ok(),
-        None => false,
-    }
-}
-
-/// Just enough URL checking to reject what every exporter would reject.
-mod http_uri_probe {
-    use std::str::FromStr;
-
-    pub(super) struct Authority;
-
-    impl FromStr for Authority {
-        type Err = ();
-        fn from_str(s: &str) -> Result<Self, ()> {
-            let host_port = s.split('/').next().unwrap_or("");
-            if host_port.is_empty() || host_port.contains(char::is_whitespace) {
-                return Err(());
-            }
-            if let Some((_, port)) = host_port.rsplit_once(':')
-                && !host_port.ends_with(']')
-                && port.parse::<u16>().is_err()
-            {
-                return Err(());
-            }
-            Ok(Authority)
-        }
-    }
+/// The same for a URL given to the builder.
+fn validate_setting_endpoint(setting: &'static str, value: &str) -> Result<String, InitError> {
+    crate::endpoint::check(value).map_err(|why| InitError::InvalidSetting {
+        setting,
+        value: crate::endpoint::without_userinfo(value).into_owned(),
+        expected: why,
+    })
 }
 
 /// The executable's file name: a better default than `unknown_service`.

@@ -46,6 +46,97 @@ pub(crate) fn split_credentials(url: &str) -> (String, Option<String>) {
     (without_userinfo(url).into_owned(), Some(header))
 }
 
+/// Checks a collector URL and returns it with surrounding spaces removed,
+/// or says what is wrong with it. The user info, if any, is kept (it is
+/// taken out later by [`split_credentials`]) but never quoted.
+pub(crate) fn check(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let shown = without_userinfo(value);
+    let Some((scheme, _)) = shown.split_once("://") else {
+        return Err(
+            "expected an http:// or https:// URL, for example http://localhost:4318".into(),
+        );
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "the scheme {scheme:?} is not http or https (an OTLP endpoint is an http:// or \
+             https:// URL, for example http://localhost:4318)"
+        ));
+    }
+    if shown.contains(char::is_whitespace) {
+        return Err("the URL contains a space".into());
+    }
+    if shown.contains('#') {
+        return Err("the URL has a #fragment, which an endpoint cannot use".into());
+    }
+    let (start, end) = authority_range(&shown);
+    let authority = &shown[start..end];
+    if authority.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    // The port, if any: after the last ':' that is not inside [IPv6].
+    let host_end = match authority.rfind(']') {
+        Some(close) => close + 1,
+        None => 0,
+    };
+    if authority.starts_with('[') && !authority.contains(']') {
+        return Err("the IPv6 address has no closing ]".into());
+    }
+    if let Some(colon) = authority[host_end..].rfind(':') {
+        let port = &authority[host_end + colon + 1..];
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("the port {port:?} is not a number"));
+        }
+        match port.parse::<u32>() {
+            Ok(1..=65535) => {}
+            _ => return Err(format!("the port {port} is out of range (1 to 65535)")),
+        }
+        if authority[..host_end + colon].is_empty() {
+            return Err("the URL has no host".into());
+        }
+    }
+    if let Err(e) = shown.parse::<http::Uri>() {
+        return Err(format!("not a valid URL: {e}"));
+    }
+    Ok(value.to_owned())
+}
+
+/// A generic OTLP/HTTP endpoint with the signal's path (`/v1/traces`)
+/// appended to its path, the query kept after it
+/// (`http://h:4318/?k=v` → `http://h:4318/v1/traces?k=v`). `base` has been
+/// [`check`]ed.
+pub(crate) fn with_signal_path(base: &str, signal_path: &str) -> String {
+    let Ok(uri) = without_userinfo(base).parse::<http::Uri>() else {
+        return format!("{}{signal_path}", base.trim_end_matches('/'));
+    };
+    let path = uri.path().trim_end_matches('/');
+    let joined = match uri.query() {
+        Some(q) => format!("{path}{signal_path}?{q}"),
+        None => format!("{path}{signal_path}"),
+    };
+    let mut parts = uri.into_parts();
+    parts.path_and_query = joined.parse().ok();
+    let Ok(uri) = http::Uri::from_parts(parts) else {
+        return format!("{}{signal_path}", base.trim_end_matches('/'));
+    };
+    // Put the user info back where it was: credentials are split off later,
+    // in one place, for every kind of endpoint.
+    let (start, end) = authority_range(base);
+    match base[start..end].rfind('@') {
+        Some(at) => {
+            let joined = uri.to_string();
+            let (s2, _) = authority_range(&joined);
+            format!(
+                "{}{}{}",
+                &joined[..s2],
+                &base[start..=start + at],
+                &joined[s2..]
+            )
+        }
+        None => uri.to_string(),
+    }
+}
+
 fn percent_decode_bytes(s: &str) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -116,6 +207,48 @@ mod tests {
         let (_, header) = split_credentials("http://token@h");
         assert_eq!(header.as_deref(), Some("Basic dG9rZW46"));
         assert_eq!(split_credentials("http://h:1").1, None);
+    }
+
+    #[test]
+    fn check_says_what_is_wrong() {
+        assert_eq!(check(" http://h:4318 ").unwrap(), "http://h:4318");
+        assert!(check("http://[::1]:4318").is_ok());
+        assert!(check("http://user:p%40ss@h").is_ok());
+        for (bad, says) in [
+            ("http://[::1", "no closing ]"),
+            ("http://h:99999", "port 99999 is out of range"),
+            ("http://h:abc", "is not a number"),
+            ("http://h:", "is not a number"),
+            ("h:4318", "expected an http:// or https:// URL"),
+            ("ftp://h", "is not http or https"),
+            ("http://", "no host"),
+            ("http://:4318", "no host"),
+            ("http://h /x", "contains a space"),
+            ("http://h/#x", "fragment"),
+        ] {
+            let err = check(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_signal_path_goes_before_the_query() {
+        assert_eq!(
+            with_signal_path("http://h:4318/?k=v", "/v1/traces"),
+            "http://h:4318/v1/traces?k=v"
+        );
+        assert_eq!(
+            with_signal_path("http://h:4318", "/v1/logs"),
+            "http://h:4318/v1/logs"
+        );
+        assert_eq!(
+            with_signal_path("https://h/otlp/", "/v1/metrics"),
+            "https://h/otlp/v1/metrics"
+        );
+        assert_eq!(
+            with_signal_path("http://u:p@h:1/base?a=1&b=2", "/v1/traces"),
+            "http://u:p@h:1/base/v1/traces?a=1&b=2"
+        );
     }
 
     #[test]

@@ -63,7 +63,7 @@
 //! | `OTEL_RESOURCE_ATTRIBUTES` | — | extra resource attributes, `k=v,k2=v2` (percent-decoded); `service.version` and `deployment.environment.name` are taken from here too; an attribute named like a secret (`db.password`) is exported as `[REDACTED]` |
 //! | `OTEL_SDK_DISABLED` | `false` | `true`: no export at all (local output stays) |
 //! | `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, `OTEL_METRICS_EXPORTER` | `otlp` | `otlp`, `console` (stdout, for debugging) or `none` |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (`:4317` for gRPC) | collector base URL; `/v1/traces` etc. are appended for HTTP; `user:pass@` in it is sent as Basic authorization (above) |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (`:4317` for gRPC) | collector base URL; `/v1/traces` etc. are appended to its path for HTTP (a query string stays at the end); `user:pass@` in it is sent as Basic authorization (above); spaces around it are ignored |
 //! | `OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_ENDPOINT` | — | full URL for one signal, used as given |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_{SIGNAL}_PROTOCOL` | `http/protobuf` | `grpc`, `http/protobuf` or `http/json` |
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_{SIGNAL}_HEADERS` | — | `k=v` pairs sent with every export (never logged) |

@@ -320,3 +320,84 @@ fn size_variables_are_bounded_with_an_error_naming_the_maximum() {
         "{err}"
     );
 }
+
+/// Item 9: `http://h:4318/?k=v` sent to `/?k=v/v1/traces`; `http://[::1`
+/// gave an error that did not name the variable; port `99999` and
+/// surrounding spaces got "expected an http:// or https:// URL", which
+/// does not say what is wrong.
+#[test]
+fn endpoints_are_built_as_urls_and_their_errors_say_what_is_wrong() {
+    use otelwire_test::Collector;
+
+    // A query string stays a query string.
+    let collector = Collector::start().unwrap();
+    let base = format!("http://127.0.0.1:{}/?k=v", collector.http_addr().port());
+    let telemetry = otelwire::builder()
+        .env_source(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &base)]))
+        .log_format(LogFormat::None)
+        .build()
+        .unwrap();
+    let health = telemetry.health();
+    assert_eq!(
+        health.signal(otelwire::Signal::Traces).endpoint.as_deref(),
+        Some(
+            format!(
+                "http://127.0.0.1:{}/v1/traces?k=v",
+                collector.http_addr().port()
+            )
+            .as_str()
+        )
+    );
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        tracing::info_span!("with-query").in_scope(|| tracing::info!("sent"));
+    });
+    let report = telemetry.shutdown_blocking();
+    assert_eq!(collector.spans_named("with-query").len(), 1, "{report}");
+    assert_eq!(collector.logs_with_body("sent").len(), 1, "{report}");
+
+    // Surrounding spaces are ignored, as for every other variable.
+    let padded = format!(" http://127.0.0.1:{} ", collector.http_addr().port());
+    let telemetry = otelwire::builder()
+        .env_source(env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &padded),
+            ("OTEL_SDK_DISABLED", "true"),
+        ]))
+        .log_format(LogFormat::None)
+        .build()
+        .unwrap();
+    drop(telemetry);
+
+    for (value, says) in [
+        ("http://[::1", "the IPv6 address has no closing ]"),
+        (
+            "http://127.0.0.1:99999",
+            "the port 99999 is out of range (1 to 65535)",
+        ),
+        ("http://127.0.0.1:43l8", "the port \"43l8\" is not a number"),
+        (
+            "127.0.0.1:4318",
+            "expected an http:// or https:// URL, for example http://localhost:4318",
+        ),
+        (
+            "grpc://127.0.0.1:4317",
+            "the scheme \"grpc\" is not http or https",
+        ),
+        ("http://127.0.0.1 :4318", "the URL contains a space"),
+    ] {
+        for var in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        ] {
+            let err = otelwire::builder()
+                .env_source(env(&[(var, value)]))
+                .log_format(LogFormat::None)
+                .build()
+                .expect_err(value)
+                .to_string();
+            assert!(
+                err.starts_with(&format!("{var}={value}: {says}")),
+                "{var}={value}: {err}"
+            );
+        }
+    }
+}

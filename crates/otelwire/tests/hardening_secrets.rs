@@ -198,7 +198,7 @@ fn init_errors_for_a_bad_url_show_no_credentials() {
     for bad in [
         "http://user:pass@[::1",
         "http://user:pass@127.0.0.1:99999",
-        " http://user:pass@127.0.0.1:4318 ",
+        "http://user:pass@127.0.0.1 :4318",
         "user:pass@127.0.0.1:4318",
     ] {
         for var in [
