@@ -434,54 +434,103 @@ impl fmt::Debug for EnvSource {
 }
 
 /// Parses `key=value,key2=value2` as `OTEL_RESOURCE_ATTRIBUTES` and
-/// `OTEL_EXPORTER_OTLP_HEADERS` spell it (values percent-decoded).
-/// With `secret`, the error never repeats the value.
+/// `OTEL_EXPORTER_OTLP_HEADERS` spell it: keys and values percent-decoded
+/// as the specification says (W3C Baggage encoding). A `%` not followed by
+/// two hex digits, or an escape that decodes to bytes that are not UTF-8,
+/// is an error (the specification discards such a value; otelwire refuses
+/// it rather than guess). With `secret`, the error never repeats the value.
 pub(crate) fn parse_key_values(
     var: &str,
     value: &str,
     secret: bool,
 ) -> Result<Vec<(String, String)>, InitError> {
+    let shown = |value: &str| -> String {
+        if secret {
+            "<hidden>".to_owned()
+        } else {
+            abbreviated(value)
+        }
+    };
     let mut out = Vec::new();
     for pair in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((k, v)) = pair.split_once('=') else {
-            let shown = if secret { "<hidden>" } else { value };
             return Err(InitError::env(
                 var,
-                shown,
+                &shown(value),
                 "expected comma-separated key=value pairs",
             ));
         };
         let k = k.trim();
         if k.is_empty() {
-            let shown = if secret { "<hidden>" } else { value };
             return Err(InitError::env(
                 var,
-                shown,
+                &shown(value),
                 "a key=value pair has an empty key",
             ));
         }
-        out.push((percent_decode(k), percent_decode(v.trim())));
+        let decode = |s: &str| {
+            percent_decode(s).map_err(|why| {
+                let key = if secret {
+                    "a header"
+                } else {
+                    "a key=value pair"
+                };
+                let key = match secret {
+                    true => format!("{key} ({k:?})"),
+                    false => format!("{key} ({})", abbreviated(pair)),
+                };
+                InitError::env(
+                    var,
+                    &shown(value),
+                    format!("{key}: {why}; write a literal % as %25"),
+                )
+            })
+        };
+        out.push((decode(k)?, decode(v.trim())?));
     }
     Ok(out)
 }
 
-fn percent_decode(s: &str) -> String {
+/// At most 120 characters of `value`, for an error message.
+fn abbreviated(value: &str) -> String {
+    match value.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &value[..cut], value.len()),
+        None => value.to_owned(),
+    }
+}
+
+/// Strict percent-decoding: `%` must start an escape of two hex digits,
+/// and the result must be UTF-8.
+fn percent_decode(s: &str) -> Result<String, String> {
+    if !s.contains('%') {
+        return Ok(s.to_owned());
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
+        if bytes[i] == b'%' {
+            let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+            match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => {
+                    let end = s[i..].char_indices().nth(3).map_or(s.len(), |(n, _)| i + n);
+                    return Err(format!(
+                        "{:?} is not a percent-escape (% and two hex digits)",
+                        &s[i..end]
+                    ));
+                }
             }
         }
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out)
+        .map_err(|_| "its percent-escapes decode to bytes that are not UTF-8".to_owned())
 }
 
 /// Everything the OTLP exporter of one signal needs, resolved.
@@ -589,6 +638,16 @@ pub const DEFAULT_MAX_QUEUE_SIZE: usize = 8192;
 /// abort the process on allocation; 262,144 reserve about 90 MB.
 pub const MAX_QUEUE_SIZE_LIMIT: usize = 1 << 18;
 
+/// The most resource attributes otelwire accepts, from
+/// `OTEL_RESOURCE_ATTRIBUTES` and [`Builder::resource_attribute`](crate::Builder::resource_attribute)
+/// together (the specification's default attribute count limit); more is
+/// an init error, since every export request carries them all.
+pub const MAX_RESOURCE_ATTRIBUTES: usize = 128;
+
+/// The most bytes of resource attribute keys and values otelwire accepts,
+/// all together; more is an init error.
+pub const MAX_RESOURCE_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
 /// The largest attribute value length limit otelwire accepts
 /// (`OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` and the per-signal variants,
 /// [`Builder::attribute_value_length_limit`](crate::Builder::attribute_value_length_limit)):
@@ -610,6 +669,30 @@ impl Resolved {
         }
         for (k, v) in &code.resource_attributes {
             resource_attributes.insert(k.clone(), v.clone());
+        }
+        // Every export carries the whole resource: bound it.
+        let bytes: usize = resource_attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if resource_attributes.len() > MAX_RESOURCE_ATTRIBUTES
+            || bytes > MAX_RESOURCE_ATTRIBUTES_BYTES
+        {
+            let shown = format!("<{} attributes, {bytes} bytes>", resource_attributes.len());
+            let expected = format!(
+                "at most {MAX_RESOURCE_ATTRIBUTES} attributes and \
+                 {MAX_RESOURCE_ATTRIBUTES_BYTES} bytes of keys and values (every export \
+                 carries them all)"
+            );
+            return Err(if code.resource_attributes.is_empty() {
+                InitError::env("OTEL_RESOURCE_ATTRIBUTES", &shown, expected)
+            } else {
+                InitError::InvalidSetting {
+                    setting: "resource_attribute (with OTEL_RESOURCE_ATTRIBUTES)",
+                    value: shown,
+                    expected,
+                }
+            });
         }
 
         let service_name = code
@@ -1096,10 +1179,13 @@ mod tests {
     }
 
     #[test]
-    fn percent_decode_handles_edges() {
-        assert_eq!(percent_decode("a%20b"), "a b");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%4"), "%4");
-        assert_eq!(percent_decode("%zz"), "%zz");
+    fn percent_decode_is_strict() {
+        assert_eq!(percent_decode("a%20b").unwrap(), "a b");
+        assert_eq!(percent_decode("caf%C3%A9").unwrap(), "café");
+        assert_eq!(percent_decode("plain").unwrap(), "plain");
+        assert!(percent_decode("100%").is_err());
+        assert!(percent_decode("%4").is_err());
+        assert!(percent_decode("%zz").is_err());
+        assert!(percent_decode("%ff").is_err());
     }
 }

@@ -60,13 +60,13 @@
 //! | Variable | Default | Meaning |
 //! |---|---|---|
 //! | `OTEL_SERVICE_NAME` | the executable's name | `service.name` |
-//! | `OTEL_RESOURCE_ATTRIBUTES` | — | extra resource attributes, `k=v,k2=v2` (percent-decoded); `service.version` and `deployment.environment.name` are taken from here too; an attribute named like a secret (`db.password`) is exported as `[REDACTED]` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | — | extra resource attributes, `k=v,k2=v2`, percent-decoded strictly (a `%` not followed by two hex digits, or escapes that are not UTF-8, are an error: write `%` as `%25`); at most [`MAX_RESOURCE_ATTRIBUTES`] (128) pairs and [`MAX_RESOURCE_ATTRIBUTES_BYTES`] (16 KiB), with the builder's; `service.version` and `deployment.environment.name` are taken from here too; an attribute named like a secret (`db.password`) is exported as `[REDACTED]` |
 //! | `OTEL_SDK_DISABLED` | `false` | `true`: no export at all (local output stays) |
 //! | `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, `OTEL_METRICS_EXPORTER` | `otlp` | `otlp`, `console` (stdout, for debugging) or `none` |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (`:4317` for gRPC) | collector base URL; `/v1/traces` etc. are appended to its path for HTTP (a query string stays at the end); `user:pass@` in it is sent as Basic authorization (above); spaces around it are ignored |
 //! | `OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_ENDPOINT` | — | full URL for one signal, used as given |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_{SIGNAL}_PROTOCOL` | `http/protobuf` | `grpc`, `http/protobuf` or `http/json` |
-//! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_{SIGNAL}_HEADERS` | — | `k=v` pairs sent with every export (never logged) |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_{SIGNAL}_HEADERS` | — | `k=v` pairs sent with every export (never logged), percent-decoded strictly as above |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_{SIGNAL}_TIMEOUT` | `10000` | export timeout, milliseconds |
 //! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_{SIGNAL}_COMPRESSION` | `none` | `gzip` or `none` |
 //! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_{SIGNAL}_CERTIFICATE` | system roots | PEM file of the CA to trust for `https` endpoints |
@@ -155,7 +155,8 @@ use tracing_subscriber::layer::{Layer, SubscriberExt};
 
 pub use config::{
     Compression, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_VALUE_LENGTH_LIMIT, ExporterKind, LogFormat,
-    MAX_QUEUE_SIZE_LIMIT, MAX_VALUE_LENGTH_LIMIT, Propagator, Protocol, Sampler, Signal,
+    MAX_QUEUE_SIZE_LIMIT, MAX_RESOURCE_ATTRIBUTES, MAX_RESOURCE_ATTRIBUTES_BYTES,
+    MAX_VALUE_LENGTH_LIMIT, Propagator, Protocol, Sampler, Signal,
 };
 pub use error::InitError;
 pub use health::{Component, ComponentHealth, Health, HealthStatus, SignalHealth};

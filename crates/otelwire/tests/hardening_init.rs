@@ -401,3 +401,82 @@ fn endpoints_are_built_as_urls_and_their_errors_say_what_is_wrong() {
         }
     }
 }
+
+/// Item 10: `OTEL_RESOURCE_ATTRIBUTES=a=%ZZ` was kept literally and `%ff`
+/// became U+FFFD, without an error; 10,000 pairs were accepted and made
+/// every export 1.28 MB. The specification discards a value that does not
+/// decode; otelwire refuses it, and bounds the count and the total size.
+#[test]
+fn resource_attributes_are_decoded_strictly_and_bounded() {
+    let init = |value: &str| {
+        otelwire::builder()
+            .env_source(env(&[
+                ("OTEL_RESOURCE_ATTRIBUTES", value),
+                ("OTEL_SDK_DISABLED", "true"),
+            ]))
+            .log_format(LogFormat::None)
+            .build()
+    };
+    let err = init("a=%ZZ").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "OTEL_RESOURCE_ATTRIBUTES=a=%ZZ: a key=value pair (a=%ZZ): \"%ZZ\" is not a \
+         percent-escape (% and two hex digits); write a literal % as %25"
+    );
+    let err = init("a=%ff").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "OTEL_RESOURCE_ATTRIBUTES=a=%ff: a key=value pair (a=%ff): its percent-escapes \
+         decode to bytes that are not UTF-8; write a literal % as %25"
+    );
+    // What the specification allows still decodes.
+    init("a=100%25,b=caf%C3%A9,c=%2C%3D").unwrap();
+
+    // The same rule for headers, whose values are never shown.
+    let err = otelwire::builder()
+        .env_source(env(&[("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cret%ZZ")]))
+        .log_format(LogFormat::None)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("OTEL_EXPORTER_OTLP_HEADERS=<hidden>: a header (\"api-key\")"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+
+    // 10,000 pairs: refused, with a short message.
+    let many: Vec<String> = (0..10_000).map(|i| format!("key{i}=value{i}")).collect();
+    let err = init(&many.join(",")).unwrap_err().to_string();
+    assert!(
+        err.starts_with("OTEL_RESOURCE_ATTRIBUTES=<10000 attributes, "),
+        "{err}"
+    );
+    assert!(
+        err.contains("at most 128 attributes and 16384 bytes"),
+        "{err}"
+    );
+    assert!(err.len() < 300, "{err}");
+
+    // The bounds themselves are accepted; one more is not.
+    let at_max: Vec<String> = (0..otelwire::MAX_RESOURCE_ATTRIBUTES)
+        .map(|i| format!("k{i}=v"))
+        .collect();
+    init(&at_max.join(",")).unwrap();
+    let big = format!(
+        "big={}",
+        "x".repeat(otelwire::MAX_RESOURCE_ATTRIBUTES_BYTES)
+    );
+    assert!(init(&big).is_err());
+
+    // Set in code, counted together with the environment.
+    let mut b = otelwire::builder()
+        .env_source(env(&[
+            ("OTEL_RESOURCE_ATTRIBUTES", &at_max.join(",")),
+            ("OTEL_SDK_DISABLED", "true"),
+        ]))
+        .log_format(LogFormat::None);
+    b = b.resource_attribute("one.more", "x");
+    let err = b.build().unwrap_err().to_string();
+    assert!(err.contains("resource_attribute"), "{err}");
+}
