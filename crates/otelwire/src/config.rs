@@ -405,7 +405,7 @@ impl EnvSource {
     /// A size: a whole number from 1 to `max` (a bigger one would reserve
     /// memory the process may not have, and abort it).
     pub(crate) fn count(&self, var: &str, max: usize) -> Result<Option<usize>, InitError> {
-        let expected = format!("expected a whole number from 1 to {max}");
+        let expected = format!("expected a positive whole number, at most {max}");
         match self.get(var) {
             None => Ok(None),
             Some(v) => match v.trim().parse::<u64>() {

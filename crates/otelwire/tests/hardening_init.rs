@@ -294,7 +294,7 @@ fn size_variables_are_bounded_with_an_error_naming_the_maximum() {
                 .to_string();
             assert_eq!(
                 err,
-                format!("{var}={value}: expected a whole number from 1 to {max}")
+                format!("{var}={value}: expected a positive whole number, at most {max}")
             );
         }
         // The maximum itself is accepted.
