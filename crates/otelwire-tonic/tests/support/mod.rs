@@ -1,0 +1,277 @@
+//! The test service `test.v1.Echo` (and a stand-in `grpc.health.v1.Health`),
+//! hand-written over tonic's prost codec, its client, and a telemetry that
+//! exports to an in-process collector.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use otelwire::{LogFormat, Signal, Telemetry};
+use otelwire_test::Collector;
+use tonic::server::{Grpc, NamedService, ServerStreamingService, UnaryService};
+use tonic::{Code, Status};
+use tonic_prost::ProstCodec;
+
+/// What the caller asks the service to do.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Ask {
+    /// The status code to end with (0: OK).
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// Messages to stream before the status.
+    #[prost(uint32, tag = "2")]
+    pub messages: u32,
+    /// `panic`, or `hang` (a stream that never ends after its messages).
+    #[prost(string, tag = "3")]
+    pub action: String,
+    /// Work between two streamed messages, in milliseconds.
+    #[prost(uint32, tag = "4")]
+    pub pause_ms: u32,
+}
+
+/// One answer.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Reply {
+    /// Its place in the stream.
+    #[prost(uint32, tag = "1")]
+    pub seq: u32,
+}
+
+impl Ask {
+    pub fn code(code: Code) -> Self {
+        Ask {
+            code: code as i32,
+            ..Ask::default()
+        }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type ReplyStream = Pin<Box<dyn futures_util::Stream<Item = Result<Reply, Status>> + Send>>;
+
+fn status(code: i32) -> Status {
+    Status::new(
+        Code::from_i32(code),
+        format!("asked for {code}: card 4111-1111"),
+    )
+}
+
+struct Unary;
+
+impl UnaryService<Ask> for Unary {
+    type Response = Reply;
+    type Future = BoxFuture<Result<tonic::Response<Reply>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<Ask>) -> Self::Future {
+        let ask = request.into_inner();
+        Box::pin(async move {
+            tracing::info!("answering");
+            if ask.action == "panic" && std::hint::black_box(true) {
+                panic!("the handler fell over");
+            }
+            match ask.code {
+                0 => Ok(tonic::Response::new(Reply { seq: 0 })),
+                c => Err(status(c)),
+            }
+        })
+    }
+}
+
+struct Watch;
+
+impl ServerStreamingService<Ask> for Watch {
+    type Response = Reply;
+    type ResponseStream = ReplyStream;
+    type Future = BoxFuture<Result<tonic::Response<ReplyStream>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<Ask>) -> Self::Future {
+        let ask = request.into_inner();
+        Box::pin(async move {
+            let stream = futures_util::stream::unfold(0u32, move |seq| {
+                let ask = ask.clone();
+                async move {
+                    if seq < ask.messages {
+                        if seq > 0 && ask.pause_ms > 0 {
+                            tokio::time::sleep(Duration::from_millis(ask.pause_ms.into())).await;
+                        }
+                        return Some((Ok(Reply { seq }), seq + 1));
+                    }
+                    if ask.action == "hang" {
+                        std::future::pending::<()>().await;
+                    }
+                    if seq == ask.messages && ask.code != 0 {
+                        return Some((Err(status(ask.code)), seq + 1));
+                    }
+                    None
+                }
+            });
+            Ok(tonic::Response::new(Box::pin(stream) as ReplyStream))
+        })
+    }
+}
+
+async fn route(
+    path: &str,
+    req: http::Request<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    match path {
+        "Unary" | "Check" => {
+            Grpc::new(ProstCodec::<Reply, Ask>::default())
+                .unary(Unary, req)
+                .await
+        }
+        "Watch" => {
+            Grpc::new(ProstCodec::<Reply, Ask>::default())
+                .server_streaming(Watch, req)
+                .await
+        }
+        _ => Status::unimplemented("no such method").into_http(),
+    }
+}
+
+macro_rules! service {
+    ($ty:ident, $name:literal) => {
+        #[derive(Clone, Default)]
+        pub struct $ty;
+
+        impl NamedService for $ty {
+            const NAME: &'static str = $name;
+        }
+
+        impl tower::Service<http::Request<tonic::body::Body>> for $ty {
+            type Response = http::Response<tonic::body::Body>;
+            type Error = Infallible;
+            type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+                let method = req.uri().path().rsplit('/').next().unwrap_or("").to_owned();
+                Box::pin(async move { Ok(route(&method, req).await) })
+            }
+        }
+    };
+}
+
+service!(Echo, "test.v1.Echo");
+service!(Health, "grpc.health.v1.Health");
+
+/// Serves Echo and Health behind `layer` on a free loopback port.
+pub async fn serve(layer: otelwire_tonic::OtelServerLayer) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(Echo)
+            .add_service(Health)
+            .serve_with_incoming(incoming),
+    );
+    addr
+}
+
+/// A channel to `addr`.
+pub async fn channel(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+type StdError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The client of Echo (and of any path, to call what is not there).
+pub struct Client<T>(tonic::client::Grpc<T>);
+
+impl<T> Client<T>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<StdError>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<StdError> + Send,
+{
+    pub fn new(service: T) -> Self {
+        Client(tonic::client::Grpc::new(service))
+    }
+
+    async fn ready(&mut self) -> Result<(), Status> {
+        self.0
+            .ready()
+            .await
+            .map_err(|e| Status::unavailable(e.into().to_string()))
+    }
+
+    pub async fn call(
+        &mut self,
+        path: &'static str,
+        request: impl tonic::IntoRequest<Ask>,
+    ) -> Result<tonic::Response<Reply>, Status> {
+        self.ready().await?;
+        self.0
+            .unary(
+                request.into_request(),
+                PathAndQuery::from_static(path),
+                ProstCodec::<Ask, Reply>::default(),
+            )
+            .await
+    }
+
+    pub async fn unary(
+        &mut self,
+        request: impl tonic::IntoRequest<Ask>,
+    ) -> Result<tonic::Response<Reply>, Status> {
+        self.call("/test.v1.Echo/Unary", request).await
+    }
+
+    pub async fn watch(
+        &mut self,
+        request: impl tonic::IntoRequest<Ask>,
+    ) -> Result<tonic::Response<tonic::Streaming<Reply>>, Status> {
+        self.ready().await?;
+        self.0
+            .server_streaming(
+                request.into_request(),
+                PathAndQuery::from_static("/test.v1.Echo/Watch"),
+                ProstCodec::<Ask, Reply>::default(),
+            )
+            .await
+    }
+}
+
+/// A telemetry that exports to `collector` quickly; metrics on `force_flush`
+/// or shutdown.
+pub fn telemetry(collector: &Collector) -> Telemetry {
+    otelwire::builder()
+        .env_source(|_| None)
+        .service_name("tonic-test")
+        .endpoint(collector.http_endpoint())
+        .log_format(LogFormat::None)
+        .scheduled_delay(Signal::Traces, Duration::from_millis(50))
+        .scheduled_delay(Signal::Logs, Duration::from_millis(50))
+        .metric_export_interval(Duration::from_secs(60))
+        .process_metrics(false)
+        .build()
+        .unwrap()
+}
+
+/// Waits until `count` spans match `pred`.
+pub async fn spans(
+    collector: &Collector,
+    count: usize,
+    pred: impl Fn(&otelwire_test::Span) -> bool,
+) -> Vec<otelwire_test::Span> {
+    collector
+        .wait_for_spans(count, pred, Duration::from_secs(15))
+        .await
+        .unwrap()
+}
