@@ -1,8 +1,26 @@
 //! The local line formats: JSON lines, compact text and pretty text.
 //!
-//! Every format writes one event as exactly one line: control characters
-//! and newlines inside messages and fields are escaped. Formatting writes
-//! straight into a reused byte buffer; nothing is allocated per event.
+//! JSON and compact write one event as exactly one line; pretty writes one
+//! line, plus a second, indented `in <span>{fields}` line when the event is
+//! inside a span (it is meant for a person at a terminal: use JSON or
+//! compact where a program reads the lines). Control characters inside
+//! messages, fields and span names are escaped in every format: the C0
+//! controls and DEL, the C1 controls (U+0080 to U+009F, U+009B being a
+//! CSI that some terminals obey), the line and paragraph separators
+//! (U+2028, U+2029) and the bidirectional formatting characters (U+061C,
+//! U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069), so that no value
+//! can break a line, move the cursor or reorder what a person reads.
+//!
+//! Lines are bounded: every string value (message, field, span field) is
+//! cut to the attribute value length limit, in characters, as for OTLP
+//! (`OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, 32768 by default), and a line that
+//! would still be longer than [`MAX_LINE_BYTES`] (64 KiB) is written again
+//! with every value cut to [`SHORT_VALUE_CHARS`] (128) characters, the span
+//! fields left out if they alone are longer than half of it, and the field
+//! `otelwire.line_truncated=true`.
+//!
+//! Formatting writes straight into a reused byte buffer; nothing is
+//! allocated per event.
 
 use std::fmt::{self, Write as _};
 use std::time::SystemTime;
@@ -11,6 +29,19 @@ use tracing::field::{Field, Visit};
 
 use crate::config::LogFormat;
 use crate::timestamp::write_rfc3339;
+
+/// The longest local line, in bytes, newline included: a longer one is
+/// written again with shorter values (see the [module docs](self)).
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// What every value is cut to, in characters, when a line is written again
+/// for being longer than [`MAX_LINE_BYTES`]. With at most 32 fields per
+/// event (`tracing`'s limit), six bytes per escaped character at most, and
+/// the span fields at most half the line, such a line always fits.
+pub const SHORT_VALUE_CHARS: usize = 128;
+
+/// The field that marks a line written again with shorter values.
+const TRUNCATED_FIELD: &str = "otelwire.line_truncated";
 
 /// Keys the JSON format writes itself; an event field with one of these
 /// names is written as `fields.<name>` instead of clobbering it.
@@ -46,6 +77,8 @@ pub(crate) struct Header<'a> {
 pub(crate) struct LineFormat {
     pub(crate) format: LogFormat,
     pub(crate) ansi: bool,
+    /// The longest string value, in characters.
+    pub(crate) value_limit: usize,
 }
 
 impl LineFormat {
@@ -59,10 +92,44 @@ impl LineFormat {
         record: &dyn Fn(&mut dyn Visit),
         scope: &Scope<'_>,
     ) {
+        let start = out.len();
+        self.write_once(out, scratch, header, record, scope, self.value_limit, false);
+        if out.len() - start > MAX_LINE_BYTES {
+            out.truncate(start);
+            let short = Scope {
+                span_fields: if scope.span_fields.len() <= MAX_LINE_BYTES / 2 {
+                    scope.span_fields
+                } else {
+                    ""
+                },
+                ..*scope
+            };
+            let limit = self.value_limit.min(SHORT_VALUE_CHARS);
+            self.write_once(out, scratch, header, record, &short, limit, true);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_once(
+        &self,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+        header: &Header<'_>,
+        record: &dyn Fn(&mut dyn Visit),
+        scope: &Scope<'_>,
+        limit: usize,
+        truncated: bool,
+    ) {
+        let line = Line {
+            limit,
+            truncated,
+            ansi: self.ansi,
+            format: self.format,
+        };
         match self.format {
-            LogFormat::Json => write_json(out, scratch, header, record, scope),
+            LogFormat::Json => write_json(out, scratch, header, record, scope, &line),
             LogFormat::Compact | LogFormat::Pretty => {
-                write_text(out, scratch, header, record, scope, self.ansi, self.format)
+                write_text(out, scratch, header, record, scope, &line)
             }
             LogFormat::None => {}
         }
@@ -77,15 +144,27 @@ impl LineFormat {
                 skip_message: false,
                 message: None,
                 span_mode: true,
+                limit: self.value_limit,
             }),
             _ => record(&mut TextFields {
                 out: &mut buf,
                 message: None,
                 span_mode: true,
+                limit: self.value_limit,
             }),
         }
         *out = String::from_utf8(buf).unwrap_or_default();
     }
+}
+
+/// How one line is written.
+struct Line {
+    /// The longest string value, in characters.
+    limit: usize,
+    /// Whether this is the line written again with short values.
+    truncated: bool,
+    ansi: bool,
+    format: LogFormat,
 }
 
 fn write_json(
@@ -94,6 +173,7 @@ fn write_json(
     header: &Header<'_>,
     record: &dyn Fn(&mut dyn Visit),
     scope: &Scope<'_>,
+    line: &Line,
 ) {
     out.extend_from_slice(b"{\"timestamp\":\"");
     write_rfc3339(out, header.time);
@@ -111,6 +191,7 @@ fn write_json(
             skip_message: true,
             message: Some(&mut message),
             span_mode: false,
+            limit: line.limit,
         };
         record(&mut v);
     }
@@ -119,6 +200,11 @@ fn write_json(
     if !scratch.is_empty() {
         out.push(b',');
         out.extend_from_slice(scratch);
+    }
+    if line.truncated {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(TRUNCATED_FIELD.as_bytes());
+        out.extend_from_slice(b"\":true");
     }
     if let Some(name) = scope.span_name {
         out.extend_from_slice(b",\"span\":{\"name\":");
@@ -145,9 +231,9 @@ fn write_text(
     header: &Header<'_>,
     record: &dyn Fn(&mut dyn Visit),
     scope: &Scope<'_>,
-    ansi: bool,
-    format: LogFormat,
+    line: &Line,
 ) {
+    let (ansi, format) = (line.ansi, line.format);
     let paint = |out: &mut Vec<u8>, code: &str| {
         if ansi {
             out.extend_from_slice(b"\x1b[");
@@ -182,12 +268,18 @@ fn write_text(
             out: scratch,
             message: Some(&mut message),
             span_mode: false,
+            limit: line.limit,
         };
         record(&mut v);
     }
     if !message.is_empty() {
         out.push(b' ');
         out.extend_from_slice(&message);
+    }
+    if line.truncated {
+        scratch.push(b' ');
+        scratch.extend_from_slice(TRUNCATED_FIELD.as_bytes());
+        scratch.extend_from_slice(b"=true");
     }
     if !scratch.is_empty() {
         paint(out, "3");
@@ -238,10 +330,53 @@ pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// The Unicode control or formatting character (beyond C0 and DEL) that
+/// starts at `bytes[i]`, whose first byte is `0xC2`, `0xD8` or `0xE2`: its
+/// code point and its length in bytes. Only non-ASCII text gets here.
+#[cold]
+fn unicode_control(bytes: &[u8], i: usize) -> Option<(u32, usize)> {
+    match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+        // C1 controls, U+0080 to U+009F.
+        (0xC2, Some(&b @ 0x80..=0x9F), _) => Some((u32::from(b), 2)),
+        // U+061C ARABIC LETTER MARK.
+        (0xD8, Some(0x9C), _) => Some((0x061C, 2)),
+        // U+200E, U+200F (marks), U+2028, U+2029 (separators),
+        // U+202A to U+202E (embeddings and overrides).
+        (0xE2, Some(0x80), Some(&b @ (0x8E | 0x8F | 0xA8..=0xAE))) => {
+            Some((0x2000 + u32::from(b - 0x80), 3))
+        }
+        // U+2066 to U+2069 (isolates).
+        (0xE2, Some(0x81), Some(&b @ 0xA6..=0xA9)) => Some((0x2040 + u32::from(b - 0x80), 3)),
+        _ => None,
+    }
+}
+
+/// Writes a code point as four hex digits (the controls escaped here are
+/// all below U+10000).
+fn hex4(out: &mut Vec<u8>, cp: u32) {
+    hex(out, &[(cp >> 8) as u8, cp as u8]);
+}
+
+/// Writes a code point in lowercase hex without leading zeros, as Rust's
+/// `\u{…}` escapes spell it.
+fn hex_min(out: &mut Vec<u8>, cp: u32) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut started = false;
+    for shift in [20u32, 16, 12, 8, 4, 0] {
+        let d = ((cp >> shift) & 0xf) as usize;
+        if started || d != 0 || shift == 0 {
+            started = true;
+            out.push(DIGITS[d]);
+        }
+    }
+}
+
 fn json_escaped(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -252,23 +387,43 @@ fn json_escaped(out: &mut Vec<u8>, s: &str) {
                 out.extend_from_slice(&bytes[start..i]);
                 out.extend_from_slice(b"\\u00");
                 hex(out, &[b]);
-                start = i + 1;
+                i += 1;
+                start = i;
                 continue;
             }
-            _ => continue,
+            0xC2 | 0xD8 | 0xE2 => {
+                if let Some((cp, len)) = unicode_control(bytes, i) {
+                    out.extend_from_slice(&bytes[start..i]);
+                    out.extend_from_slice(b"\\u");
+                    hex4(out, cp);
+                    i += len;
+                    start = i;
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(esc);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
 }
 
-/// Appends `s` with control characters escaped, for the text formats.
+/// Appends `s` with control characters escaped, for the text formats
+/// (`\n`, `\x1b`, `\u{9b}`, `\u{202e}`).
 fn text_escaped(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
         let esc: &[u8] = match b {
             b'\n' => b"\\n",
             b'\r' => b"\\r",
@@ -277,36 +432,102 @@ fn text_escaped(out: &mut Vec<u8>, s: &str) {
                 out.extend_from_slice(&bytes[start..i]);
                 out.extend_from_slice(b"\\x");
                 hex(out, &[b]);
-                start = i + 1;
+                i += 1;
+                start = i;
                 continue;
             }
-            _ => continue,
+            0xC2 | 0xD8 | 0xE2 => {
+                if let Some((cp, len)) = unicode_control(bytes, i) {
+                    out.extend_from_slice(&bytes[start..i]);
+                    out.extend_from_slice(b"\\u{");
+                    hex_min(out, cp);
+                    out.push(b'}');
+                    i += len;
+                    start = i;
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(esc);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
 }
 
-/// `fmt::Write` into a byte buffer, escaping as JSON string content.
-struct JsonEscape<'a>(&'a mut Vec<u8>);
+/// `s` cut to its first `limit` characters (one comparison when it has at
+/// most `limit` bytes).
+#[inline]
+fn cut(s: &str, limit: usize) -> &str {
+    if s.len() <= limit {
+        return s;
+    }
+    cut_slow(s, limit)
+}
+
+#[cold]
+fn cut_slow(s: &str, limit: usize) -> &str {
+    match s.char_indices().nth(limit) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
+/// `fmt::Write` into a byte buffer, escaping as JSON string content, at
+/// most `left` characters (then it fails, which stops the formatting).
+struct JsonEscape<'a> {
+    out: &'a mut Vec<u8>,
+    left: usize,
+}
 
 impl fmt::Write for JsonEscape<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        json_escaped(self.0, s);
+        let s = take(&mut self.left, s)?;
+        json_escaped(self.out, s);
         Ok(())
     }
 }
 
-/// `fmt::Write` into a byte buffer, escaping control characters.
-struct TextEscape<'a>(&'a mut Vec<u8>);
+/// `fmt::Write` into a byte buffer, escaping control characters, at most
+/// `left` characters.
+struct TextEscape<'a> {
+    out: &'a mut Vec<u8>,
+    left: usize,
+}
 
 impl fmt::Write for TextEscape<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        text_escaped(self.0, s);
+        let s = take(&mut self.left, s)?;
+        text_escaped(self.out, s);
         Ok(())
     }
+}
+
+/// The part of `s` that fits in `left` characters, `left` reduced by it;
+/// an error once nothing more fits (the value is cut there).
+#[inline]
+fn take<'s>(left: &mut usize, s: &'s str) -> Result<&'s str, fmt::Error> {
+    if *left == 0 {
+        return Err(fmt::Error);
+    }
+    if s.len() <= *left {
+        *left -= if s.is_ascii() {
+            s.len()
+        } else {
+            s.chars().count()
+        };
+        return Ok(s);
+    }
+    let part = cut_slow(s, *left);
+    *left -= part.chars().count();
+    Ok(part)
 }
 
 fn is_log_metadata(name: &str) -> bool {
@@ -330,6 +551,8 @@ struct JsonFields<'a, 'm> {
     /// When set, the message goes here as `,"message":"..."`.
     message: Option<&'m mut Vec<u8>>,
     span_mode: bool,
+    /// The longest string value, in characters.
+    limit: usize,
 }
 
 impl JsonFields<'_, '_> {
@@ -364,6 +587,7 @@ impl JsonFields<'_, '_> {
 
 impl Visit for JsonFields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        let value = cut(value, self.limit);
         if let Some(m) = self.message_target(field) {
             m.extend_from_slice(b",\"message\":");
             json_str(m, value);
@@ -375,23 +599,37 @@ impl Visit for JsonFields<'_, '_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let left = self.limit;
         if let Some(m) = self.message_target(field) {
             m.extend_from_slice(b",\"message\":\"");
-            let _ = write!(JsonEscape(m), "{value:?}");
+            let _ = write!(JsonEscape { out: m, left }, "{value:?}");
             m.push(b'"');
             return;
         }
         if self.key(field) {
             self.out.push(b'"');
-            let _ = write!(JsonEscape(self.out), "{value:?}");
+            let _ = write!(
+                JsonEscape {
+                    out: self.out,
+                    left
+                },
+                "{value:?}"
+            );
             self.out.push(b'"');
         }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let left = self.limit;
         if self.key(field) {
             self.out.push(b'"');
-            let _ = write!(JsonEscape(self.out), "{value}");
+            let _ = write!(
+                JsonEscape {
+                    out: self.out,
+                    left
+                },
+                "{value}"
+            );
             self.out.push(b'"');
         }
     }
@@ -432,7 +670,13 @@ impl Visit for JsonFields<'_, '_> {
             } else {
                 // NaN and infinities are not JSON numbers: a string.
                 self.out.push(b'"');
-                let _ = write!(JsonEscape(self.out), "{value}");
+                let _ = write!(
+                    JsonEscape {
+                        out: self.out,
+                        left: usize::MAX
+                    },
+                    "{value}"
+                );
                 self.out.push(b'"');
             }
         }
@@ -450,6 +694,8 @@ struct TextFields<'a, 'm> {
     out: &'a mut Vec<u8>,
     message: Option<&'m mut Vec<u8>>,
     span_mode: bool,
+    /// The longest string value, in characters.
+    limit: usize,
 }
 
 impl TextFields<'_, '_> {
@@ -485,6 +731,7 @@ impl TextFields<'_, '_> {
 
 impl Visit for TextFields<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        let value = cut(value, self.limit);
         if field.name() == "message"
             && let Some(m) = self.message.as_deref_mut()
         {
@@ -497,21 +744,28 @@ impl Visit for TextFields<'_, '_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let left = self.limit;
         if field.name() == "message"
             && let Some(m) = self.message.as_deref_mut()
         {
-            let _ = write!(TextEscape(m), "{value:?}");
+            let _ = write!(TextEscape { out: m, left }, "{value:?}");
             return;
         }
         if self.key(field) {
-            let _ = write!(TextEscape(self.out), "{value:?}");
+            let _ = write!(
+                TextEscape {
+                    out: self.out,
+                    left
+                },
+                "{value:?}"
+            );
         }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         if self.key(field) {
             let s = value.to_string();
-            self.quoted(&s);
+            self.quoted(cut(&s, self.limit));
         }
     }
 }
@@ -550,6 +804,7 @@ mod tests {
                 skip_message: false,
                 message: None,
                 span_mode: false,
+                limit: usize::MAX,
             });
             let line = format!("{{{}}}", String::from_utf8(out).unwrap());
             let v: serde_json::Value =

@@ -78,7 +78,7 @@
 //! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` | `5000`, `1000` | milliseconds between exports |
 //! | `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT` | `30000` | milliseconds (validated; the transport timeout applies) |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | `60000` | milliseconds between metric exports |
-//! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `32768` | longest string attribute value kept, in characters (the specification's default is unlimited; otelwire bounds it so that one huge value can neither fill memory nor make the collector refuse a batch); log bodies are cut too; at most [`MAX_VALUE_LENGTH_LIMIT`] (1048576) |
+//! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `32768` | longest string attribute value kept, in characters (the specification's default is unlimited; otelwire bounds it so that one huge value can neither fill memory nor make the collector refuse a batch); log bodies are cut too, and so are the values of local lines (the log records' limit), which are also bounded by [`MAX_LINE_BYTES`]; at most [`MAX_VALUE_LENGTH_LIMIT`] (1048576) |
 //! | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the above | the same, for one signal |
 //! | `RUST_LOG` | `info` | which spans and events are recorded ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax; spaces around a directive and empty directives, as in `info, app=debug,`, are ignored) |
 //! | `OTELWIRE_LOG_FORMAT` | `pretty` on a terminal, else `json` | local output: `pretty`, `compact`, `json` or `none` |
@@ -159,6 +159,7 @@ pub use config::{
     MAX_VALUE_LENGTH_LIMIT, Propagator, Protocol, Sampler, Signal,
 };
 pub use error::InitError;
+pub use format::{MAX_LINE_BYTES, SHORT_VALUE_CHARS};
 pub use health::{Component, ComponentHealth, Health, HealthStatus, SignalHealth};
 pub use layers::{BaseSubscriber, BoxedLayer, FilterLayer};
 pub use local::LineFormatter;
@@ -698,7 +699,8 @@ impl Builder {
                 .writer
                 .unwrap_or_else(|| BoxMakeWriter::new(std::io::stdout));
             LocalLayer::new(
-                LineFormatter::with_options(cfg.log_format, ansi, providers.tracer.is_some()),
+                LineFormatter::with_options(cfg.log_format, ansi, providers.tracer.is_some())
+                    .value_length_limit(cfg.value_length_limit[1]),
                 writer,
             )
         });

@@ -51,9 +51,21 @@ impl SpanFields {
 static NEXT_FORMATTER: AtomicUsize = AtomicUsize::new(1);
 
 /// Formats `tracing` events as otelwire's local lines, exactly as the
-/// console writes them: one line per event (JSON, compact or pretty), with
-/// the enclosing span's name and fields, and `trace_id`/`span_id` inside
-/// spans.
+/// console writes them: one line per event in JSON and compact (pretty
+/// adds a second, indented `in <span>{fields}` line inside a span: it is
+/// for people, not for log shippers), with the enclosing span's name and
+/// fields, and `trace_id`/`span_id` inside spans.
+///
+/// Control characters in messages, fields and span fields are escaped in
+/// every format: C0 and DEL (`\n`, `\x1b`; `\u001b` in JSON), C1
+/// (`\u{9b}`), the line and paragraph separators (`\u{2028}`) and the
+/// bidirectional formatting characters (`\u{202e}`). Lines are bounded:
+/// every string value is cut to the attribute value length limit (in
+/// characters, as for OTLP), and a line still longer than
+/// [`MAX_LINE_BYTES`](crate::MAX_LINE_BYTES) is written again with values
+/// of at most [`SHORT_VALUE_CHARS`](crate::SHORT_VALUE_CHARS) characters,
+/// without the span fields if they alone take half of it, and with
+/// `otelwire.line_truncated=true`.
 ///
 /// The lines of [audit and security events](crate::audit) carry the span's
 /// name and ids but not its fields: the event's fields are masked, and a
@@ -127,10 +139,27 @@ impl LineFormatter {
 
     pub(crate) fn with_options(format: LogFormat, ansi: bool, trace_ids: bool) -> Self {
         LineFormatter {
-            format: LineFormat { format, ansi },
+            format: LineFormat {
+                format,
+                ansi,
+                value_limit: crate::config::DEFAULT_VALUE_LENGTH_LIMIT,
+            },
             trace_ids,
             id: NEXT_FORMATTER.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Cuts every string value of a line (message, fields, span fields) to
+    /// `limit` characters (default
+    /// [`DEFAULT_VALUE_LENGTH_LIMIT`](crate::DEFAULT_VALUE_LENGTH_LIMIT);
+    /// the console takes the log records' attribute value length limit).
+    /// Whatever the limit, a line longer than
+    /// [`MAX_LINE_BYTES`](crate::MAX_LINE_BYTES) is written again with
+    /// short values.
+    #[must_use]
+    pub fn value_length_limit(mut self, limit: usize) -> Self {
+        self.format.value_limit = limit;
+        self
     }
 
     /// The format this formatter writes.
@@ -258,7 +287,7 @@ pub(crate) fn is_audit_target(target: &str) -> bool {
     target == crate::audit::AUDIT_TARGET || target == crate::audit::SECURITY_TARGET
 }
 
-/// Writes each event as one line.
+/// Writes each event's line (two for pretty inside a span).
 pub(crate) struct LocalLayer {
     formatter: LineFormatter,
     writer: BoxMakeWriter,

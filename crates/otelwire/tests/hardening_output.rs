@@ -118,3 +118,171 @@ fn audit_lines_carry_only_the_masked_client_address() {
         }
     }
 }
+
+/// The trial's Unicode controls: NEL, CSI, LINE SEPARATOR, RIGHT-TO-LEFT
+/// OVERRIDE (and, with them, the other bidi controls and an ESC).
+const CONTROLS: &str = "a\u{85}b\u{9b}31mc\u{2028}d\u{202e}e\u{2066}f\u{200f}g\u{1b}h";
+
+/// Whether `s` holds a character a terminal or a reader could obey.
+fn has_raw_control(s: &str) -> bool {
+    s.chars().any(|c| {
+        let c = c as u32;
+        (c < 0x20 && c != 0x0a)
+            || (0x7f..=0x9f).contains(&c)
+            || matches!(c, 0x061c | 0x200e | 0x200f | 0x2028 | 0x2029)
+            || (0x202a..=0x202e).contains(&c)
+            || (0x2066..=0x2069).contains(&c)
+    })
+}
+
+/// Item 11: U+0085, U+009B, U+2028 and U+202E in a message, a field and a
+/// span field are escaped in compact and pretty (and JSON) lines, as the
+/// C0 controls are (a field value with a control in it is quoted, as
+/// before).
+#[test]
+fn unicode_controls_are_escaped_in_every_format() {
+    let escaped = r"a\u{85}b\u{9b}31mc\u{2028}d\u{202e}e\u{2066}f\u{200f}g\x1bh";
+    for format in FORMATS {
+        let out = lines(format, &[], || {
+            tracing::info_span!("login", user.agent = CONTROLS).in_scope(|| {
+                tracing::info!(user = CONTROLS, "{CONTROLS}");
+            });
+        });
+        assert!(!has_raw_control(&out), "{format:?}: {out:?}");
+        match format {
+            LogFormat::Json => {
+                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(v["message"], CONTROLS);
+                assert_eq!(v["user"], CONTROLS);
+                assert_eq!(v["span"]["user.agent"], CONTROLS);
+                assert!(out.contains(r"a\u0085b\u009b31mc\u2028d\u202ee\u2066f\u200fg\u001bh"));
+            }
+            LogFormat::Compact => assert_eq!(
+                after_timestamp(&out),
+                format!(
+                    "  INFO hardening_output: {escaped} user=\"{escaped}\" \
+                     span=login{{user.agent=\"{escaped}\"}}\n"
+                )
+            ),
+            _ => assert_eq!(
+                after_timestamp(&out),
+                format!(
+                    "  INFO hardening_output: {escaped} user=\"{escaped}\"\n    \
+                     in login{{user.agent=\"{escaped}\"}}\n"
+                )
+            ),
+        }
+    }
+}
+
+/// Item 12: one 1.5 MB login e-mail address: the login line is bounded by
+/// the attribute value length limit (32768 characters by default, or
+/// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`), as the log record is.
+#[test]
+fn a_huge_login_e_mail_gives_a_bounded_line() {
+    let email = format!("j@{}.com", "x".repeat(1_500_000));
+    for (env, limit) in [(None, 32768), (Some("100"), 100)] {
+        for format in FORMATS {
+            let env: Vec<(&str, &str)> = env
+                .map(|v| vec![("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", v)])
+                .unwrap_or_default();
+            let out = lines(format, &env, || {
+                let audit = Auditor::new(
+                    &otelwire::opentelemetry::global::meter("t"),
+                    MaskingPolicy::default(),
+                );
+                audit.login(
+                    User::email(&email),
+                    LoginOutcome::Failure(LoginFailure::UnknownUser),
+                    None,
+                );
+            });
+            let trial = format!("{format:?}, limit {limit}");
+            assert_eq!(out.matches('\n').count(), 1, "{trial}");
+            assert!(out.len() < limit + 300, "{trial}: {} bytes", out.len());
+            let shown = format!("j***@{}", "x".repeat(limit - 5));
+            match format {
+                LogFormat::Json => {
+                    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                    assert_eq!(v["user.email"], shown.as_str(), "{trial}");
+                }
+                _ => assert!(out.contains(&format!(" user.email={shown} ")), "{trial}"),
+            }
+        }
+    }
+}
+
+/// Item 12: one 1.5 MB sku, in the request span's `url.path` and in the
+/// event's own field (the URL twice): the line is cut to at most
+/// `MAX_LINE_BYTES`, says so, and stays one line (valid JSON in JSON).
+#[test]
+fn a_huge_sku_gives_a_line_within_the_bound() {
+    let sku = "s".repeat(1_500_000);
+    let path = format!("/items/{sku}");
+    for format in FORMATS {
+        let out = lines(format, &[], || {
+            tracing::info_span!("HTTP request", url.path = path.as_str()).in_scope(|| {
+                tracing::warn!(sku = %sku, "unknown item");
+            });
+        });
+        let trial = format!("{format:?}");
+        assert!(
+            out.len() <= otelwire::MAX_LINE_BYTES,
+            "{trial}: {} bytes",
+            out.len()
+        );
+        let short = "s".repeat(otelwire::SHORT_VALUE_CHARS);
+        match format {
+            LogFormat::Json => {
+                assert_eq!(out.matches('\n').count(), 1, "{trial}");
+                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(v["sku"], short.as_str(), "{trial}");
+                assert_eq!(v["otelwire.line_truncated"], true, "{trial}");
+                assert_eq!(v["span"], serde_json::json!({"name": "HTTP request"}));
+            }
+            LogFormat::Compact => assert_eq!(
+                after_timestamp(&out),
+                format!(
+                    "  WARN hardening_output: unknown item sku={short} \
+                     otelwire.line_truncated=true span=HTTP request\n"
+                )
+            ),
+            _ => assert_eq!(
+                after_timestamp(&out),
+                format!(
+                    "  WARN hardening_output: unknown item sku={short} \
+                     otelwire.line_truncated=true\n    in HTTP request\n"
+                )
+            ),
+        }
+    }
+}
+
+/// Item 13: JSON and compact write exactly one line per event, inside a
+/// span or not, whatever the message holds; pretty writes one line, and a
+/// second, indented `in <span>` line inside a span, as the docs now say.
+#[test]
+fn json_and_compact_are_one_line_and_pretty_is_two_inside_a_span() {
+    let message = "first\nsecond\r\nthird\u{2028}fourth";
+    for format in FORMATS {
+        let out = lines(format, &[], || {
+            tracing::info!("{message}");
+            tracing::info_span!("checkout", order.id = 7).in_scope(|| {
+                tracing::info!(note = message, "{message}");
+            });
+        });
+        let lines: Vec<&str> = out.split_inclusive('\n').collect();
+        let expected = if format == LogFormat::Pretty { 3 } else { 2 };
+        assert_eq!(lines.len(), expected, "{format:?}: {out:?}");
+        if format == LogFormat::Pretty {
+            assert_eq!(lines[2], "    in checkout{order.id=7}\n", "{out:?}");
+            assert!(!lines[1].contains("checkout"), "{out:?}");
+        }
+        if format == LogFormat::Json {
+            for l in &lines {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert_eq!(v["message"], message);
+            }
+        }
+    }
+}
