@@ -62,6 +62,20 @@ fn status(code: i32) -> Status {
     )
 }
 
+/// The baggage of the current span's context, as `key=value,…`.
+fn baggage_seen() -> String {
+    use otelwire::opentelemetry::baggage::BaggageExt;
+    use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
+    let cx = tracing::Span::current().context();
+    let mut pairs: Vec<String> = cx
+        .baggage()
+        .iter()
+        .map(|(k, (v, _))| format!("{k}={v}"))
+        .collect();
+    pairs.sort();
+    pairs.join(",")
+}
+
 struct Unary;
 
 impl UnaryService<Ask> for Unary {
@@ -76,7 +90,15 @@ impl UnaryService<Ask> for Unary {
                 panic!("the handler fell over");
             }
             match ask.code {
-                0 => Ok(tonic::Response::new(Reply { seq: 0 })),
+                0 => {
+                    let mut response = tonic::Response::new(Reply { seq: 0 });
+                    // What the handler's context carries, for the caller to see.
+                    let baggage = baggage_seen();
+                    if let Ok(v) = baggage.parse() {
+                        response.metadata_mut().insert("x-baggage-seen", v);
+                    }
+                    Ok(response)
+                }
                 c => Err(status(c)),
             }
         })
