@@ -142,7 +142,9 @@ async fn main() -> ExitCode {
         ),
         None => println!(
             "demo: sending telemetry to {}",
-            std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default()
+            inventory::without_userinfo(
+                &std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default()
+            )
         ),
     }
 

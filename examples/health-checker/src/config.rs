@@ -356,11 +356,15 @@ impl Config {
                     url, expect_status, ..
                 } => {
                     let parsed = reqwest::Url::parse(url).map_err(|e| {
-                        ConfigError::invalid(format!("{who}: url = \"{url}\": {e}"))
+                        ConfigError::invalid(format!(
+                            "{who}: url = \"{}\": {e}",
+                            without_userinfo(url)
+                        ))
                     })?;
                     if !matches!(parsed.scheme(), "http" | "https") {
                         return Err(ConfigError::invalid(format!(
-                            "{who}: url = \"{url}\": expected an http or https URL"
+                            "{who}: url = \"{}\": expected an http or https URL",
+                            without_userinfo(url)
                         )));
                     }
                     if let Some(s) = expect_status.iter().find(|s| !(100..=599).contains(*s)) {
@@ -382,7 +386,8 @@ impl Config {
                 CheckKind::Database { url } => {
                     if !url.starts_with("sqlite:") {
                         return Err(ConfigError::invalid(format!(
-                            "{who}: url = \"{url}\": only sqlite: URLs are supported"
+                            "{who}: url = \"{}\": only sqlite: URLs are supported",
+                            without_userinfo(url)
                         )));
                     }
                 }
@@ -535,6 +540,21 @@ impl RawCheck {
             },
             kind,
         })
+    }
+}
+
+/// `url` as it may be printed: without the user name and password of its
+/// authority (`http://user:pass@host/` → `http://host/`), even when it does
+/// not parse. Anything that is not `scheme://authority…` is returned as is.
+pub(crate) fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(scheme_end) = url.find("://") else {
+        return url.into();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]).into(),
+        None => url.into(),
     }
 }
 

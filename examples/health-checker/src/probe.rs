@@ -91,7 +91,12 @@ async fn http(
     };
     let parsed = match reqwest::Url::parse(url) {
         Ok(u) => u,
-        Err(e) => return Outcome::error(format!("url \"{url}\": {e}")),
+        Err(e) => {
+            return Outcome::error(format!(
+                "url \"{}\": {e}",
+                crate::config::without_userinfo(url)
+            ));
+        }
     };
     // The configured path is fixed, so it is a fine span name and label.
     let template = otelwire_reqwest::UrlTemplate::new(parsed.path().to_owned());
@@ -142,7 +147,12 @@ async fn database(url: &str) -> Outcome {
 
     let options = match SqliteConnectOptions::from_str(url) {
         Ok(o) => o,
-        Err(e) => return Outcome::error(format!("url \"{url}\": {e}")),
+        Err(e) => {
+            return Outcome::error(format!(
+                "url \"{}\": {e}",
+                crate::config::without_userinfo(url)
+            ));
+        }
     };
     let started = Instant::now();
     let mut conn = match SqliteConnection::connect_with(&options).await {
