@@ -545,3 +545,40 @@ fn a_silent_database_fails_within_the_connect_timeout() {
     assert!(!all.contains("slow query"), "{all}");
     drop(silent);
 }
+
+/// Item 12: one 1.5 MB login e-mail address and one 1.5 MB sku, as the
+/// trial sent them: every console line stays within the attribute value
+/// length limit (32768 characters) plus the line's own text, in every
+/// format.
+#[test]
+fn huge_inputs_give_bounded_lines() {
+    let huge = "x".repeat(1_500_000);
+    for format in ["json", "compact", "pretty"] {
+        let service = Service::start(&[("OTELWIRE_LOG_FORMAT", format)]);
+        let email = format!("j@{huge}.com");
+        let body = serde_json::json!({ "email": email, "password": "p" }).to_string();
+        let (status, _) = post_json(service.addr(), "/login", "", &body);
+        assert_eq!(status, 401);
+        let token = demo_token(service.addr());
+        let body = serde_json::json!({ "sku": huge, "quantity": 1 }).to_string();
+        let (status, _) = post_json(
+            service.addr(),
+            "/orders",
+            &format!("Authorization: Bearer {token}\r\n"),
+            &body,
+        );
+        assert_eq!(status, 400);
+        service.wait_line("the sku's completion line", |l| {
+            l.contains("request completed") && l.contains("400")
+        });
+        let login = service.wait_line("the login line", |l| l.contains("login failure"));
+        assert!(login.len() < 32768 + 400, "{format}: {} bytes", login.len());
+        assert!(
+            login.contains(&format!("j***@{}", "x".repeat(32768 - 5))),
+            "{format}"
+        );
+        for line in service.lines() {
+            assert!(line.len() < 32768 + 400, "{format}: {} bytes", line.len());
+        }
+    }
+}
