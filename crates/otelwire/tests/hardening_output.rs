@@ -286,3 +286,61 @@ fn json_and_compact_are_one_line_and_pretty_is_two_inside_a_span() {
         }
     }
 }
+
+/// Item 3, the exported side: even when the request span's
+/// `client.address` is copied onto log records (`log_span_field`), the
+/// login event's record keeps the masked value, while an application
+/// record of the same span gets the copy.
+#[tokio::test(flavor = "current_thread")]
+async fn copied_span_fields_do_not_replace_masked_audit_fields() {
+    let collector = otelwire_test::Collector::start().unwrap();
+    let telemetry = otelwire::builder()
+        .env_source(|_| None)
+        .service_name("hardening-output")
+        .endpoint(collector.http_endpoint())
+        .log_format(LogFormat::None)
+        .log_span_field("client.address")
+        .scheduled_delay(
+            otelwire::Signal::Logs,
+            std::time::Duration::from_millis(100),
+        )
+        .process_metrics(false)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        let masking = MaskingPolicy::from_lookup(|k| {
+            (k == "OTELWIRE_AUDIT_CLIENT_ADDRESS").then(|| "truncate".to_owned())
+        })
+        .unwrap();
+        let audit = Auditor::new(&telemetry.meter("t"), masking);
+        tracing::info_span!("HTTP request", client.address = "203.0.113.77").in_scope(|| {
+            audit.login(
+                User::email("jane@example.com"),
+                LoginOutcome::Failure(LoginFailure::WrongPassword),
+                Some("203.0.113.77".parse().unwrap()),
+            );
+            tracing::info!("application line");
+        });
+    });
+    telemetry.shutdown().await;
+    let logs = collector.logs();
+    let login = logs
+        .iter()
+        .find(|l| l.event_name == "auth.login")
+        .expect("the login record");
+    let values: Vec<&str> = login
+        .attributes
+        .iter()
+        .filter(|(k, _)| *k == "client.address")
+        .filter_map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(values, ["203.0.113.0"], "{login:?}");
+    let app = logs
+        .iter()
+        .find(|l| l.body.as_ref().and_then(|b| b.as_str()) == Some("application line"))
+        .expect("the application record");
+    assert_eq!(
+        app.attributes.get_str("client.address"),
+        Some("203.0.113.77")
+    );
+}
