@@ -172,3 +172,53 @@ fn unfinished_requests_do_not_hold_shutdown() {
         assert!(s.read_to_end(&mut rest).is_ok(), "the connection is closed");
     }
 }
+
+/// Item 14: a body that stops arriving is answered 408 once the request
+/// timeout (here 300 ms instead of the default 15 s) passes, by the same
+/// server loop and middleware the services use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_body_times_out_with_408() {
+    use inventory::server::{Limits, request_timeout, serve};
+    let routes = axum::Router::new().route(
+        "/echo",
+        axum::routing::post(|body: String| async move { body }),
+    );
+    let limits = Limits {
+        request: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        request_timeout(routes, limits.request),
+        async {
+            let _ = stopped.await;
+        },
+        limits,
+    ));
+    let response = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+            .unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&buf[..n]).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    let (took, text) = response;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
