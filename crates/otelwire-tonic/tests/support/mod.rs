@@ -27,7 +27,8 @@ pub struct Ask {
     /// Messages to stream before the status.
     #[prost(uint32, tag = "2")]
     pub messages: u32,
-    /// `panic`, or `hang` (a stream that never ends after its messages).
+    /// `panic` (a unary handler, or a stream after its messages), or `hang`
+    /// (a stream that never ends after its messages).
     #[prost(string, tag = "3")]
     pub action: String,
     /// Work between two streamed messages, in milliseconds.
@@ -126,6 +127,9 @@ impl ServerStreamingService<Ask> for Watch {
                     }
                     if ask.action == "hang" {
                         std::future::pending::<()>().await;
+                    }
+                    if ask.action == "panic" && std::hint::black_box(true) {
+                        panic!("the stream fell over");
                     }
                     if seq == ask.messages && ask.code != 0 {
                         return Some((Err(status(ask.code)), seq + 1));
