@@ -455,4 +455,22 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
         assert_eq!(report.dropped(), 0, "{report}");
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // SIGTERM to stack/local/run stops every program it started.
+    let ports: Vec<String> = ["otlp_grpc", "otlp_http", "prometheus", "collector_metrics"]
+        .iter()
+        .map(|n| {
+            let url = stack.url(n);
+            let rest = url.split("://").nth(1).unwrap_or(url);
+            rest.split('/').next().unwrap().to_owned()
+        })
+        .collect();
+    let mut stack = stack;
+    stack.process.stop();
+    for addr in &ports {
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "{addr} still answers after stack/local/run was stopped"
+        );
+    }
 }
