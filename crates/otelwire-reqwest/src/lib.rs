@@ -29,7 +29,10 @@
 //!   span's context (the global propagator, or W3C when none is installed);
 //! - `http.client.request.duration` (s, semantic-convention buckets) with
 //!   method, server address and port, status code, `error.type` and the
-//!   template — never the raw path.
+//!   template — never the raw path;
+//! - a transport failure logged at WARN with its cause and the redacted
+//!   `url.full`, never reqwest's text with the full URL (the error returned
+//!   to the caller keeps its URL).
 //!
 //! [`DisableOtel`] as a request extension skips all of it for one call.
 
@@ -166,6 +169,76 @@ fn error_kind(e: &reqwest_middleware::Error) -> &'static str {
     }
 }
 
+/// A failed call's error and its text for a log line, without the URL's
+/// secrets: reqwest's text ends with `for url (…)`, the full URL with the
+/// query values that `url.full` redacts. The caller still gets the error
+/// with its URL.
+fn error_text(
+    e: reqwest_middleware::Error,
+    raw: &reqwest::Url,
+    redacted: &str,
+) -> (reqwest_middleware::Error, String) {
+    match e {
+        reqwest_middleware::Error::Reqwest(inner) => {
+            let url = inner.url().cloned();
+            let bare = inner.without_url();
+            let text = scrub(chain(&bare), raw, redacted);
+            let inner = match url {
+                Some(url) => bare.with_url(url),
+                None => bare,
+            };
+            (reqwest_middleware::Error::Reqwest(inner), text)
+        }
+        // Another middleware's error: its text may quote the URL.
+        reqwest_middleware::Error::Middleware(m) => {
+            let text = scrub(format!("{m:#}"), raw, redacted);
+            (reqwest_middleware::Error::Middleware(m), text)
+        }
+    }
+}
+
+/// `e` and its sources on one line (`error sending request: client error
+/// (Connect): …: Connection refused`), the cause being what a reader needs.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// `text` with the request's URL, in any spelling a library prints it,
+/// replaced by its redacted form, and any password or query value of at
+/// least four characters removed wherever it appears.
+fn scrub(mut text: String, raw: &reqwest::Url, redacted: &str) -> String {
+    let raw_text = raw.as_str();
+    if text.contains(raw_text) {
+        text = text.replace(raw_text, redacted);
+    }
+    let values = raw
+        .password()
+        .into_iter()
+        .map(str::to_owned)
+        .chain(raw.query_pairs().map(|(_, v)| v.into_owned()))
+        .chain(raw.query().into_iter().flat_map(|q| {
+            q.split('&')
+                .filter_map(|p| p.split_once('=').map(|(_, v)| v.to_owned()))
+                .collect::<Vec<_>>()
+        }));
+    for v in values {
+        if v.len() >= 4 && text.contains(&v) {
+            text = text.replace(&v, "REDACTED");
+        }
+    }
+    text
+}
+
 #[async_trait::async_trait]
 impl Middleware for OtelMiddleware {
     async fn handle(
@@ -185,6 +258,7 @@ impl Middleware for OtelMiddleware {
         };
         let host = req.url().host_str().unwrap_or("").to_owned();
         let port = req.url().port_or_known_default().map(i64::from);
+        let full = redact_url(req.url());
         let span = tracing::info_span!(
             "HTTP client request",
             otel.name = %name,
@@ -193,7 +267,7 @@ impl Middleware for OtelMiddleware {
             http.request.method = method,
             server.address = %host,
             server.port = Empty,
-            url.full = %redact_url(req.url()),
+            url.full = %full,
             url.template = Empty,
             http.response.status_code = Empty,
             network.protocol.version = Empty,
@@ -214,6 +288,7 @@ impl Middleware for OtelMiddleware {
         }
 
         let started = Instant::now();
+        let raw_url = req.url().clone();
         let result = next.run(req, extensions).instrument(span.clone()).await;
         let elapsed = started.elapsed().as_secs_f64();
 
@@ -227,7 +302,7 @@ impl Middleware for OtelMiddleware {
         if let Some(t) = template {
             attrs.push(KeyValue::new("url.template", t.to_string()));
         }
-        match &result {
+        let result = match result {
             Ok(response) => {
                 let code = response.status().as_u16();
                 span.record("http.response.status_code", i64::from(code));
@@ -241,16 +316,19 @@ impl Middleware for OtelMiddleware {
                     span.record("error.type", code.to_string().as_str());
                     attrs.push(KeyValue::new("error.type", code.to_string()));
                 }
+                Ok(response)
             }
             Err(e) => {
-                let kind = error_kind(e);
+                let kind = error_kind(&e);
                 span.record("otel.status_code", "error");
                 span.record("error.type", kind);
                 attrs.push(KeyValue::new("error.type", kind));
+                let (e, text) = error_text(e, &raw_url, &full);
                 let _enter = span.enter();
-                tracing::warn!(error.type = kind, error = %e, "HTTP call failed");
+                tracing::warn!(error.type = kind, error = %text, url.full = %full, "HTTP call failed");
+                Err(e)
             }
-        }
+        };
         self.duration.record(elapsed, &attrs);
         result
     }

@@ -29,6 +29,50 @@ pub(crate) fn without_userinfo(url: &str) -> Cow<'_, str> {
     }
 }
 
+/// `url` with every query value replaced by `REDACTED` (keys kept), as
+/// otelwire-reqwest shows `url.full`: a collector URL can carry an API key
+/// in its query, and the URL is printed and served.
+pub(crate) fn without_query_values(url: &str) -> Cow<'_, str> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Cow::Borrowed(url);
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) => format!("{k}={}", crate::redact::REDACTED),
+            None => pair.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{base}?{}", pairs.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Cow::Owned(out)
+}
+
+/// The query values of `url`, as written and percent-decoded: the texts an
+/// error message may quote, to be removed from it.
+pub(crate) fn query_values(url: &str) -> Vec<String> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    let query = query.split('#').next().unwrap_or("");
+    let mut out = Vec::new();
+    for (_, v) in query.split('&').filter_map(|p| p.split_once('=')) {
+        let decoded = String::from_utf8_lossy(&percent_decode_bytes(v)).into_owned();
+        if decoded != v {
+            out.push(decoded);
+        }
+        out.push(v.to_owned());
+    }
+    out
+}
+
 /// Splits `url` into the URL without user info and the `authorization`
 /// header value (`Basic base64(user:password)`, both percent-decoded first,
 /// as RFC 3986 spells them) when it had user info.
@@ -207,6 +251,22 @@ mod tests {
         let (_, header) = split_credentials("http://token@h");
         assert_eq!(header.as_deref(), Some("Basic dG9rZW46"));
         assert_eq!(split_credentials("http://h:1").1, None);
+    }
+
+    #[test]
+    fn query_values_are_redacted_for_display_and_listed_for_scrubbing() {
+        assert_eq!(
+            without_query_values("http://h:4318/v1/traces?api_key=abc%2Fd&flag&x=1"),
+            "http://h:4318/v1/traces?api_key=[REDACTED]&flag&x=[REDACTED]"
+        );
+        assert_eq!(
+            without_query_values("http://h:4318/v1/traces"),
+            "http://h:4318/v1/traces"
+        );
+        assert_eq!(
+            query_values("http://h:4318/v1/traces?api_key=abc%2Fd&flag&x=1"),
+            ["abc/d", "abc%2Fd", "1"]
+        );
     }
 
     #[test]

@@ -656,11 +656,17 @@ impl Builder {
             .otlp
             .iter()
             .flat_map(|o| o.headers.iter().map(|(_, v)| v.clone()))
+            .chain(
+                cfg.otlp
+                    .iter()
+                    .flat_map(|o| endpoint::query_values(&o.endpoint)),
+            )
             .collect();
         let endpoints = Signal::ALL.map(|s| {
             let kind = cfg.effective_exporter(s);
-            let endpoint =
-                (kind == ExporterKind::Otlp).then(|| cfg.otlp[s.index()].endpoint.clone());
+            let endpoint = (kind == ExporterKind::Otlp).then(|| {
+                endpoint::without_query_values(&cfg.otlp[s.index()].endpoint).into_owned()
+            });
             (kind, endpoint)
         });
         let pipeline = Arc::new(Pipeline::new(
@@ -792,7 +798,11 @@ fn startup_line(cfg: &Resolved) {
         match kind {
             ExporterKind::Otlp => {
                 let o = &cfg.otlp[s.index()];
-                let mut d = format!("otlp {} {}", o.protocol.as_str(), o.endpoint);
+                let mut d = format!(
+                    "otlp {} {}",
+                    o.protocol.as_str(),
+                    endpoint::without_query_values(&o.endpoint)
+                );
                 if o.compression == Compression::Gzip {
                     d.push_str(" gzip");
                 }

@@ -342,7 +342,8 @@ fn endpoints_are_built_as_urls_and_their_errors_say_what_is_wrong() {
         health.signal(otelwire::Signal::Traces).endpoint.as_deref(),
         Some(
             format!(
-                "http://127.0.0.1:{}/v1/traces?k=v",
+                // Shown with its value hidden: a query can carry a key.
+                "http://127.0.0.1:{}/v1/traces?k=[REDACTED]",
                 collector.http_addr().port()
             )
             .as_str()

@@ -409,3 +409,45 @@ fn init_errors_escape_control_characters_of_the_input() {
     );
     assert!(err.contains(r"\x1b]0;title\x07"), "{err:?}");
 }
+
+/// A collector URL may carry an API key in its query (issue 16, section 4):
+/// the transport's error text quotes the full URL, and the URL is printed
+/// and served; the key's value is shown nowhere, the key's name is.
+#[test]
+fn a_query_value_of_the_collector_url_is_in_no_line_or_health_report() {
+    const KEY: &str = "k3y-Qu3ry-77zx";
+    let collector = Collector::start().unwrap();
+    let port = collector.http_addr().port();
+    collector.stop(); // nothing listens there now
+    let url = format!("http://127.0.0.1:{port}/v1/traces?api_key={KEY}");
+    let out = Captured::default();
+    let telemetry = otelwire::builder()
+        .env_source(env(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url),
+            ("OTEL_LOGS_EXPORTER", "none"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTELWIRE_SHUTDOWN_TIMEOUT", "1000"),
+        ]))
+        .log_format(LogFormat::Json)
+        .writer(out.clone())
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        info_span!("request").in_scope(|| info!("while down"));
+    });
+    out.wait_until("the export warning", Duration::from_secs(20), |t| {
+        t.contains("cannot export telemetry")
+    });
+    let health = serde_json::to_string(&telemetry.health()).unwrap();
+    assert!(health.contains("last_error"), "{health}");
+    assert!(health.contains("api_key=[REDACTED]"), "{health}");
+    assert!(!health.contains(KEY), "{health}");
+    telemetry.shutdown_blocking();
+    let console = out.text();
+    assert!(console.contains("api_key=[REDACTED]"), "{console}");
+    for line in console.lines() {
+        assert!(!line.contains(KEY), "{line}");
+    }
+}
