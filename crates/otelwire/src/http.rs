@@ -1,9 +1,12 @@
 //! Pieces the HTTP integrations (`otelwire-axum`, `otelwire-reqwest`) share.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::propagation::BaggagePropagator;
+
+use crate::propagation::TraceContextPropagator;
 
 /// The bucket boundaries the HTTP semantic conventions give for
 /// `http.server.request.duration` and `http.client.request.duration` (s).
@@ -46,21 +49,37 @@ pub fn protocol_version(v: http::Version) -> &'static str {
     }
 }
 
+/// What [`init`](crate::init) installed as the global propagator: nothing
+/// yet, a list, or none at all (`OTEL_PROPAGATORS=none`).
+static INSTALLED: AtomicU8 = AtomicU8::new(NOT_INSTALLED);
+const NOT_INSTALLED: u8 = 0;
+const SOME: u8 = 1;
+const NONE: u8 = 2;
+
+pub(crate) fn propagators_installed(any: bool) {
+    INSTALLED.store(if any { SOME } else { NONE }, Ordering::Relaxed);
+}
+
 /// Runs `f` with the global propagator, or with W3C trace-context + baggage
-/// when none is installed (as with [`Builder::build`](crate::Builder::build),
-/// which installs nothing globally).
+/// (otelwire's [`TraceContextPropagator`]) when none is installed (as with
+/// [`Builder::build`](crate::Builder::build), which installs nothing
+/// globally). After `init()` with `OTEL_PROPAGATORS=none`, `f` gets a
+/// propagator that neither extracts nor injects.
 pub fn with_propagator<R>(mut f: impl FnMut(&dyn TextMapPropagator) -> R) -> R {
     static W3C: OnceLock<TextMapCompositePropagator> = OnceLock::new();
+    static OFF: OnceLock<TextMapCompositePropagator> = OnceLock::new();
     opentelemetry::global::get_text_map_propagator(|p| {
-        if p.fields().next().is_none() {
-            f(W3C.get_or_init(|| {
-                TextMapCompositePropagator::new(vec![
-                    Box::new(TraceContextPropagator::new()),
-                    Box::new(BaggagePropagator::new()),
-                ])
-            }))
-        } else {
-            f(p)
+        if p.fields().next().is_some() {
+            return f(p);
         }
+        if INSTALLED.load(Ordering::Relaxed) == NONE {
+            return f(OFF.get_or_init(|| TextMapCompositePropagator::new(Vec::new())));
+        }
+        f(W3C.get_or_init(|| {
+            TextMapCompositePropagator::new(vec![
+                Box::new(TraceContextPropagator::new()),
+                Box::new(BaggagePropagator::new()),
+            ])
+        }))
     })
 }

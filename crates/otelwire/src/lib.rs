@@ -30,7 +30,10 @@
 //!   `otelwire.telemetry.export.failures`, by `signal`);
 //! - every event is also written locally (pretty on a terminal, JSON lines
 //!   otherwise) with `trace_id` and `span_id` inside spans;
-//! - the W3C trace-context and baggage propagators are installed globally.
+//! - the W3C trace-context ([`propagation::TraceContextPropagator`], Trace
+//!   Context Level 2 as its text has it) and baggage propagators are
+//!   installed globally; with `OTEL_PROPAGATORS=none`, [`http::with_propagator`]
+//!   neither extracts nor injects.
 //!
 //! Export never blocks the service: spans and log records go to bounded
 //! queues; a full queue drops and counts; an unreachable collector is one
@@ -138,6 +141,7 @@ mod limits;
 mod local;
 mod metrics;
 mod pipeline;
+pub mod propagation;
 mod redact;
 mod resource;
 mod telemetry;
@@ -148,7 +152,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::propagation::TextMapCompositePropagator;
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::propagation::BaggagePropagator;
+use propagation::TraceContextPropagator;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
@@ -763,6 +768,7 @@ impl Builder {
                 opentelemetry::global::set_meter_provider(mp.clone());
             }
             opentelemetry::global::set_text_map_propagator(propagator(&cfg.propagators));
+            http::propagators_installed(!cfg.propagators.is_empty());
         }
 
         tracing::dispatcher::with_default(&dispatch, || startup_line(&cfg));
