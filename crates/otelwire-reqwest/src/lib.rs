@@ -25,8 +25,11 @@
 //!   `network.protocol.version` and, on failure, `error.type` (the status
 //!   code for 4xx and 5xx, else `timeout`, `connect`, `redirect`, `body` or
 //!   `request`); 4xx and 5xx mark a client span as failed;
-//! - `traceparent`, `tracestate` and `baggage` injected from the client
-//!   span's context (the global propagator, or W3C when none is installed);
+//! - `traceparent`, `tracestate` (when not empty) and `baggage` injected
+//!   from the client span's context with the global propagator, or
+//!   otelwire's W3C propagator when none is installed; every trace flag
+//!   bit received is sent on; nothing after `init()` with
+//!   `OTEL_PROPAGATORS=none`;
 //! - `http.client.request.duration` (s, semantic-convention buckets) with
 //!   method, server address and port, status code, `error.type` and the
 //!   template — never the raw path;
