@@ -34,8 +34,10 @@
 //!   `client.address`, `error.type` on failure and `request.id`;
 //!   `url.query` only with [`OtelLayer::record_query`];
 //! - the parent context from W3C `traceparent`/`tracestate`/`baggage`
-//!   (a malformed `traceparent` starts a new trace and is counted in
-//!   `otelwire.http.server.invalid_context`);
+//!   as W3C Trace Context Level 2 has it ([`otelwire::propagation`]): a
+//!   malformed `traceparent`, or more than one, starts a new trace and is
+//!   counted in `otelwire.http.server.invalid_context`; several
+//!   `tracestate` lines are one list;
 //! - status error on 5xx and on a handler panic (the panic is caught,
 //!   recorded as an exception event, and answered with 500); 4xx is not an
 //!   error for a server;
@@ -429,32 +431,15 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 
 /// Whether a `traceparent` value is well formed per W3C Trace Context:
 /// `00-{32 hex}-{16 hex}-{2 hex}` in lower case with non-zero ids (later
-/// versions may append `-…`; version `ff` is invalid). Stricter than the
-/// SDK's parser, which also takes short ids, signs and one-digit flags.
+/// versions may append `-…`; version `ff` is invalid), optional whitespace
+/// around it allowed. Stricter than the SDK's parser, which also takes
+/// short ids, signs and one-digit flags; the rules are
+/// [`otelwire::propagation::parse_traceparent`]'s.
 pub fn valid_traceparent(value: &[u8]) -> bool {
-    let hex = |s: &[u8]| {
-        s.iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-    };
-    if value.len() < 55 {
-        return false;
-    }
-    let (version, trace, parent, flags) =
-        (&value[0..2], &value[3..35], &value[36..52], &value[53..55]);
-    let dashes = value[2] == b'-' && value[35] == b'-' && value[52] == b'-';
-    let tail_ok = match version {
-        b"00" => value.len() == 55,
-        _ => value.len() == 55 || value[55] == b'-',
-    };
-    dashes
-        && tail_ok
-        && hex(version)
-        && version != b"ff"
-        && hex(trace)
-        && hex(parent)
-        && hex(flags)
-        && trace.iter().any(|&b| b != b'0')
-        && parent.iter().any(|&b| b != b'0')
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(otelwire::propagation::parse_traceparent)
+        .is_some()
 }
 
 /// A header extractor that looks the W3C names up by their pre-parsed
@@ -475,17 +460,39 @@ impl otelwire::opentelemetry::propagation::Extractor for Headers<'_> {
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(HeaderName::as_str).collect()
     }
+
+    // Every header line: two `traceparent`s make no parent, and several
+    // `tracestate`s are one list.
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let values = match key {
+            "traceparent" => self.0.get_all(&TRACEPARENT),
+            "tracestate" => self.0.get_all(&TRACESTATE),
+            "baggage" => self.0.get_all(&BAGGAGE),
+            other => self.0.get_all(other),
+        };
+        let out: Vec<&str> = values.iter().filter_map(|v| v.to_str().ok()).collect();
+        (!out.is_empty()).then_some(out)
+    }
 }
 
 /// What the context headers say: the parent context, and whether a
-/// `traceparent` was present but unusable (then the trace starts anew,
+/// `traceparent` was present but unusable, or sent more than once (then
+/// the trace starts anew,
 /// though `baggage` is still honoured).
 pub fn extract_context(
     propagator: &dyn TextMapPropagator,
     headers: &HeaderMap,
 ) -> (otelwire::opentelemetry::Context, bool) {
-    match headers.get(&TRACEPARENT) {
-        Some(tp) if !valid_traceparent(tp.as_bytes()) => {
+    // No propagator (`OTEL_PROPAGATORS=none`): nothing to extract, nothing invalid.
+    if propagator.fields().next().is_none() {
+        return (otelwire::opentelemetry::Context::new(), false);
+    }
+    let mut lines = headers.get_all(&TRACEPARENT).iter();
+    let first = lines.next();
+    // More than one `traceparent` line is no valid parent (W3C Trace Context).
+    let several = first.is_some() && lines.next().is_some();
+    match first {
+        Some(tp) if several || !valid_traceparent(tp.as_bytes()) => {
             let mut cleaned = headers.clone();
             cleaned.remove(&TRACEPARENT);
             cleaned.remove(&TRACESTATE);

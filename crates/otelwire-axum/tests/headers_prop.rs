@@ -66,6 +66,8 @@ fn headers(tp: &str, ts: &[u8], bg: &[u8], rid: &[u8]) -> HeaderMap {
 
 /// The W3C grammar, written independently of the layer's check.
 fn well_formed(tp: &str) -> bool {
+    // Optional whitespace around the value is allowed.
+    let tp = tp.trim_matches([' ', '\t']);
     let lower_hex = |s: &str, n: usize| {
         s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     };

@@ -71,4 +71,10 @@ async fn none_stops_extraction_and_injection() {
     assert_eq!(spans.len(), 1, "{spans:?}");
     assert_ne!(spans[0].trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(spans[0].parent_span_id, None, "not continued");
+    // Not extracting is no invalid context.
+    assert!(
+        collector
+            .metric_points("otelwire.http.server.invalid_context")
+            .is_empty()
+    );
 }
