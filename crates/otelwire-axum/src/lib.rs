@@ -87,15 +87,13 @@ use futures_util::future::Either;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use otelwire::opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use otelwire::opentelemetry::propagation::TextMapPropagator;
-use otelwire::opentelemetry::trace::TraceContextExt;
 use otelwire::opentelemetry::{KeyValue, global};
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing::field::Empty;
 
 mod bound;
 
-/// The request-id header.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub use otelwire::http::REQUEST_ID_HEADER;
 
 /// Headers never recorded, even when allow-listed.
 pub const SENSITIVE_HEADERS: &[&str] = &[
@@ -362,150 +360,14 @@ impl<S> std::fmt::Debug for Otel<S> {
 
 use otelwire::http::{method_name, protocol_version};
 
-/// Whether an incoming request id may be kept: 1 to 128 visible ASCII characters.
-pub fn valid_request_id(id: &[u8]) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.iter().all(|b| (0x21..=0x7e).contains(b))
-}
-
-/// A fresh request id: 32 random hex digits.
-pub fn new_request_id() -> String {
-    let buf = request_id_bytes();
-    // Hex digits are ASCII.
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// 32 hex digits from a per-process random key and a counter, mixed with
-/// splitmix64: unique within the process, unpredictable across processes,
-/// and no allocation or system call per request.
-fn request_id_bytes() -> [u8; 32] {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static KEY: OnceLock<(u64, u64)> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let (k0, k1) = *KEY.get_or_init(|| {
-        let seed = |i: u64| {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(i);
-            h.finish()
-        };
-        (seed(0), seed(1))
-    });
-    fn mix(mut z: u64) -> u64 {
-        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let (a, b) = (mix(n ^ k0), mix(mix(n) ^ k1));
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    // One nibble per output byte, most significant first.
-    for (i, slot) in out.iter_mut().enumerate() {
-        let word = if i < 16 { a } else { b };
-        let shift = 60 - 4 * (i % 16);
-        *slot = HEX[((word >> shift) & 0xf) as usize];
-    }
-    out
-}
-
-/// The request id to use: the client's when valid (`true`), else a new one.
-fn request_id(headers: &HeaderMap) -> (HeaderValue, bool) {
-    match headers.get(&X_REQUEST_ID) {
-        Some(v) if valid_request_id(v.as_bytes()) => (v.clone(), true),
-        _ => {
-            let id = HeaderValue::from_bytes(&request_id_bytes())
-                .expect("hex digits are a valid header value");
-            (id, false)
-        }
-    }
-}
+use otelwire::http::request_id;
+pub use otelwire::http::{new_request_id, valid_request_id};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
-const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Whether a `traceparent` value is well formed per W3C Trace Context:
-/// `00-{32 hex}-{16 hex}-{2 hex}` in lower case with non-zero ids (later
-/// versions may append `-…`; version `ff` is invalid), optional whitespace
-/// around it allowed. Stricter than the SDK's parser, which also takes
-/// short ids, signs and one-digit flags; the rules are
-/// [`otelwire::propagation::parse_traceparent`]'s.
-pub fn valid_traceparent(value: &[u8]) -> bool {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(otelwire::propagation::parse_traceparent)
-        .is_some()
-}
-
-/// A header extractor that looks the W3C names up by their pre-parsed
-/// [`HeaderName`]s (the common case) instead of parsing the name per call.
-struct Headers<'a>(&'a HeaderMap);
-
-impl otelwire::opentelemetry::propagation::Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        let value = match key {
-            "traceparent" => self.0.get(&TRACEPARENT),
-            "tracestate" => self.0.get(&TRACESTATE),
-            "baggage" => self.0.get(&BAGGAGE),
-            other => self.0.get(other),
-        };
-        value.and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
-    }
-
-    // Every header line: two `traceparent`s make no parent, and several
-    // `tracestate`s are one list.
-    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let values = match key {
-            "traceparent" => self.0.get_all(&TRACEPARENT),
-            "tracestate" => self.0.get_all(&TRACESTATE),
-            "baggage" => self.0.get_all(&BAGGAGE),
-            other => self.0.get_all(other),
-        };
-        let out: Vec<&str> = values.iter().filter_map(|v| v.to_str().ok()).collect();
-        (!out.is_empty()).then_some(out)
-    }
-}
-
-/// What the context headers say: the parent context, and whether a
-/// `traceparent` was present but unusable, or sent more than once (then
-/// the trace starts anew,
-/// though `baggage` is still honoured).
-pub fn extract_context(
-    propagator: &dyn TextMapPropagator,
-    headers: &HeaderMap,
-) -> (otelwire::opentelemetry::Context, bool) {
-    // No propagator (`OTEL_PROPAGATORS=none`): nothing to extract, nothing invalid.
-    if propagator.fields().next().is_none() {
-        return (otelwire::opentelemetry::Context::new(), false);
-    }
-    let mut lines = headers.get_all(&TRACEPARENT).iter();
-    let first = lines.next();
-    // More than one `traceparent` line is no valid parent (W3C Trace Context).
-    let several = first.is_some() && lines.next().is_some();
-    match first {
-        Some(tp) if several || !valid_traceparent(tp.as_bytes()) => {
-            let mut cleaned = headers.clone();
-            cleaned.remove(&TRACEPARENT);
-            cleaned.remove(&TRACESTATE);
-            (propagator.extract(&Headers(&cleaned)), true)
-        }
-        Some(_) => {
-            let cx = propagator.extract(&Headers(headers));
-            let invalid = !cx.span().span_context().is_valid();
-            (cx, invalid)
-        }
-        None => (propagator.extract(&Headers(headers)), false),
-    }
-}
+pub use otelwire::http::{extract_context, valid_traceparent};
 
 /// `server.address` and `server.port` from the URI's authority, else from
 /// `Host`; borrowed, no allocation.

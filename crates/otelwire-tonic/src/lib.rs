@@ -86,7 +86,6 @@
 mod body;
 mod call;
 mod client;
-mod context;
 mod framing;
 mod future;
 mod interceptor;
@@ -99,10 +98,12 @@ mod status;
 pub use body::ResponseBody;
 pub use call::{REQUEST_MESSAGES, RESPONSE_MESSAGES, STATUS_MESSAGE};
 pub use client::{OtelClient, OtelClientLayer};
-pub use context::{extract_context, valid_traceparent};
 pub use future::ResponseFuture;
 pub use interceptor::inject_context;
 pub use metadata::{SENSITIVE_METADATA, is_sensitive_metadata};
+/// Trace context from request metadata, by otelwire's W3C rules (the same
+/// as otelwire-axum's for HTTP headers).
+pub use otelwire::http::{extract_context, valid_traceparent};
 pub use request_id::{REQUEST_ID_HEADER, valid_request_id};
 pub use server::{DEFAULT_EXCLUDED, OtelServer, OtelServerLayer};
 pub use status::{Side, code_name, is_server_error};

@@ -258,9 +258,9 @@ where
         );
         // The parent context, before the span is entered.
         let (parent, invalid) = match &config.propagator {
-            Some(p) => crate::context::extract_context(p.as_ref(), req.headers()),
+            Some(p) => otelwire::http::extract_context(p.as_ref(), req.headers()),
             None => otelwire::http::with_propagator(|p| {
-                crate::context::extract_context(p, req.headers())
+                otelwire::http::extract_context(p, req.headers())
             }),
         };
         if invalid {

@@ -125,6 +125,61 @@ async fn context_is_honoured_and_malformed_context_starts_a_new_trace() {
     );
 }
 
+/// W3C Trace Context over gRPC as over HTTP (the rules are otelwire's): two
+/// `traceparent` entries are no valid parent, several `tracestate` entries
+/// are one list.
+#[tokio::test(flavor = "current_thread")]
+async fn repeated_context_entries_follow_the_w3c_rules() {
+    let collector = otelwire_test::Collector::start().unwrap();
+    let t = support::telemetry(&collector);
+    let _default = tracing::dispatcher::set_default(t.dispatch());
+    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
+    let mut client = Client::new(support::channel(addr).await);
+    let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
+    let mut twice = tonic::Request::new(Ask::default());
+    for _ in 0..2 {
+        twice.metadata_mut().append(
+            "traceparent",
+            MetadataValue::try_from(&traceparent).unwrap(),
+        );
+    }
+    twice
+        .metadata_mut()
+        .insert("x-request-id", MetadataValue::from_static("twice"));
+    client.unary(twice).await.unwrap();
+    let mut lists = with(
+        Ask::default(),
+        &[("traceparent", &traceparent), ("x-request-id", "lists")],
+    );
+    for member in ["a=1", "b=2"] {
+        lists
+            .metadata_mut()
+            .append("tracestate", MetadataValue::try_from(member).unwrap());
+    }
+    client.unary(lists).await.unwrap();
+    support::spans(&collector, 2, |s| s.kind == SpanKind::Server).await;
+    drop(_default);
+    t.shutdown().await;
+
+    let spans = collector.spans_named("test.v1.Echo/Unary");
+    let by_id = |id: &str| {
+        spans
+            .iter()
+            .find(|s| s.attributes.get_str("request.id") == Some(id))
+            .cloned()
+            .unwrap()
+    };
+    let twice = by_id("twice");
+    assert_eq!(twice.parent_span_id, None, "two traceparents: a new trace");
+    assert_ne!(twice.trace_id, TRACE_ID);
+    let lists = by_id("lists");
+    assert_eq!(lists.trace_id, TRACE_ID);
+    assert_eq!(
+        lists.trace_state, "a=1,b=2",
+        "two tracestate entries, one list"
+    );
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn metadata_is_captured_by_allow_list_and_secrets_never() {
     let collector = otelwire_test::Collector::start().unwrap();

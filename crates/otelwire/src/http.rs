@@ -1,4 +1,6 @@
-//! Pieces the HTTP integrations (`otelwire-axum`, `otelwire-reqwest`) share.
+//! Pieces the HTTP and gRPC integrations (`otelwire-axum`,
+//! `otelwire-reqwest`, `otelwire-tonic`) share: method and version names,
+//! the propagator, the trace context of a request's headers, request ids.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -7,6 +9,12 @@ use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry_sdk::propagation::BaggagePropagator;
 
 use crate::propagation::TraceContextPropagator;
+
+mod context;
+mod request_id;
+
+pub use context::{extract_context, valid_traceparent};
+pub use request_id::{REQUEST_ID_HEADER, new_request_id, request_id, valid_request_id};
 
 /// The bucket boundaries the HTTP semantic conventions give for
 /// `http.server.request.duration` and `http.client.request.duration` (s).
