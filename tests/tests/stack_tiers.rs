@@ -121,9 +121,9 @@ fn trace_spans(trace_id: &str, kind: Kind, run: &str) -> Vec<serde_json::Value> 
         .collect()
 }
 
-fn post(agent: &Collector, spans: &[serde_json::Value]) {
+fn post(agent: &Collector, service: &str, spans: &[serde_json::Value]) {
     let body = serde_json::json!({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "tiers-test"}}]},
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
         "scopeSpans": [{"spans": spans}]
     }]});
     let r = programs::http()
@@ -140,6 +140,7 @@ fn post(agent: &Collector, spans: &[serde_json::Value]) {
 /// bring a trace together. Returns trace id -> kind.
 fn send(
     agents: [&Collector; 2],
+    service: &str,
     run: &str,
     n: usize,
     only: Option<Kind>,
@@ -150,8 +151,8 @@ fn send(
         let id = random_hex(16);
         let spans = trace_spans(&id, k, run);
         let (a, b) = if i % 2 == 0 { (0, 1) } else { (1, 0) };
-        post(agents[a], &spans[..3]);
-        post(agents[b], &spans[3..]);
+        post(agents[a], service, &spans[..3]);
+        post(agents[b], service, &spans[3..]);
         sent.insert(id, k);
     }
     sent
@@ -175,12 +176,12 @@ fn arrived(gateways: &[&Gateway], run: &str) -> BTreeMap<String, (usize, usize)>
 
 /// Spans counted by the gateways' span_metrics connectors for `run`'s
 /// service: the newest cumulative value of each series, summed.
-fn spans_counted(gateways: &[&Gateway]) -> f64 {
+fn spans_counted(gateways: &[&Gateway], service: &str) -> f64 {
     let mut total = 0.0;
     for gw in gateways {
         let mut newest: BTreeMap<String, (u64, f64)> = BTreeMap::new();
         for p in gw.metrics.metric_points("traces.span.metrics.calls") {
-            if p.resource.get_str("service.name") != Some("tiers-test") {
+            if p.resource.get_str("service.name") != Some(service) {
                 continue;
             }
             let key = format!("{:?}", p.attributes);
@@ -213,7 +214,7 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
     let run = random_hex(8);
 
     // 400 traces of 5 spans: 10 % with an error span, 10 % slower than 500 ms.
-    let sent = send([&a1, &a2], &run, 400, None);
+    let sent = send([&a1, &a2], "tiers-test", &run, 400, None);
     let errors = sent.values().filter(|k| **k == Kind::Error).count();
     let slow = sent.values().filter(|k| **k == Kind::Slow).count();
     assert_eq!((errors, slow), (40, 40));
@@ -222,7 +223,7 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
     programs::wait_until(
         "the gateways' span metrics count all 2,000 spans",
         Duration::from_secs(60),
-        || match spans_counted(&[&g1, &g2]) {
+        || match spans_counted(&[&g1, &g2], "tiers-test") {
             n if n == (400 * SPANS_PER_TRACE) as f64 => Ok(()),
             n => Err(format!("{n} spans counted")),
         },
@@ -254,7 +255,7 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
     // Two error traces sent after the 400: once they are in, every trace
     // sent before them has been decided (decisions go in arrival order).
     let marker = random_hex(8);
-    let markers = send([&a1, &a2], &marker, 2, Some(Kind::Error));
+    let markers = send([&a1, &a2], "tiers-test", &marker, 2, Some(Kind::Error));
     programs::wait_until("the marker traces arrive", Duration::from_secs(60), || {
         let got = arrived(&[&g1, &g2], &marker);
         if markers.keys().all(|id| got.contains_key(id)) {
@@ -291,27 +292,34 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
     );
 
     // One gateway goes down for a minute while traffic goes on: its share
-    // waits in the agents' queues and arrives once it is back, once.
+    // waits in the agents' queues and arrives once it is back, once. What
+    // arrives is counted where it arrives, by the gateways' span metrics
+    // (before sampling): after an outage each agent delivers its part of a
+    // trace when its own retry comes round, and parts that reach the
+    // gateway more than decision_wait apart are sampled as separate traces
+    // (docs/stack.md), so Tempo's side is checked for duplicates only.
     let run2 = random_hex(8);
     g2.collector.process.stop();
     let outage = Instant::now();
     let mut sent2 = BTreeMap::new();
     while outage.elapsed() < Duration::from_secs(60) {
-        sent2.extend(send([&a1, &a2], &run2, 10, Some(Kind::Error)));
+        sent2.extend(send(
+            [&a1, &a2],
+            "tiers-outage",
+            &run2,
+            10,
+            Some(Kind::Error),
+        ));
         std::thread::sleep(Duration::from_secs(2));
     }
     g2.collector = g2.collector.spec.start(&bins.otelcol);
-    let got2 = programs::wait_until(
-        "every trace sent during the outage arrives",
-        Duration::from_secs(120),
-        || {
-            let got = arrived(&[&g1, &g2], &run2);
-            let missing = sent2.keys().filter(|id| !got.contains_key(*id)).count();
-            if missing == 0 {
-                Ok(got)
-            } else {
-                Err(format!("{missing} of {} missing", sent2.len()))
-            }
+    let expected = (sent2.len() * SPANS_PER_TRACE) as f64;
+    programs::wait_until(
+        "every span sent during the outage reaches a gateway",
+        Duration::from_secs(180),
+        || match spans_counted(&[&g1, &g2], "tiers-outage") {
+            n if n >= expected => Ok(()),
+            n => Err(format!("{n} of {expected} spans counted")),
         },
     );
     // Drained: the agents' queues are empty, so nothing more is coming.
@@ -324,20 +332,26 @@ fn two_tiers_route_whole_traces_sample_them_and_survive_a_gateway_outage() {
             Err(format!("{q} queued"))
         }
     });
-    let got2 = {
-        let later = arrived(&[&g1, &g2], &run2);
-        assert_eq!(later.len(), got2.len());
-        later
-    };
-    for (id, (g, n)) in &got2 {
-        assert!(sent2.contains_key(id), "a trace nobody sent: {id}");
-        assert_eq!(
-            *n, SPANS_PER_TRACE,
-            "trace {id} at gateway {g}: lost or duplicated spans"
-        );
-    }
-    assert!(
-        got2.values().any(|(g, _)| *g == 1),
-        "some of the outage's traces belong to the gateway that was down"
+    assert_eq!(
+        spans_counted(&[&g1, &g2], "tiers-outage"),
+        expected,
+        "every span of the outage reached a gateway exactly once"
     );
+    assert!(
+        spans_counted(&[&g2], "tiers-outage") > 0.0,
+        "some of the outage's spans belong to the gateway that was down"
+    );
+    let mut seen = BTreeSet::new();
+    for gw in [&g1, &g2] {
+        for s in gw.tempo.spans() {
+            if s.attributes.get_str("run.id") == Some(run2.as_str()) {
+                assert!(sent2.contains_key(&s.trace_id), "a trace nobody sent");
+                assert!(
+                    seen.insert(s.span_id.clone()),
+                    "span {} stored twice",
+                    s.span_id
+                );
+            }
+        }
+    }
 }
