@@ -50,7 +50,7 @@
 //! - one log event when the request completes: INFO, WARN for 4xx, ERROR
 //!   for 5xx ([`OtelLayer::completion_log`] turns it off).
 //!
-//! `/health`, `/health/telemetry` and `/metrics` are not traced (see
+//! `/health`, `/health/telemetry`, `/health/logs` and `/metrics` are not traced (see
 //! [`OtelLayer::exclude_path`]).
 //!
 //! # Secrets in paths and user agents
@@ -92,6 +92,9 @@ use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing::field::Empty;
 
 mod bound;
+mod health;
+
+pub use health::health_router;
 
 pub use otelwire::http::REQUEST_ID_HEADER;
 
@@ -190,6 +193,7 @@ impl OtelLayer {
                 excluded: vec![
                     "/health".into(),
                     "/health/telemetry".into(),
+                    "/health/logs".into(),
                     "/metrics".into(),
                 ],
                 request_headers: Vec::new(),
@@ -790,28 +794,6 @@ where
             .expect("ResponseFuture polled after completion");
         Poll::Ready(Ok(state.finish(this.span, outcome)))
     }
-}
-
-/// `GET /health/telemetry`: the JSON of [`otelwire::Health`], with 200 when
-/// the pipeline is ok or degraded and 503 when it is failing. Merge it into
-/// your router; it is not traced.
-pub fn health_router(source: otelwire::HealthSource) -> axum::Router {
-    use axum::response::IntoResponse;
-    axum::Router::new().route(
-        "/health/telemetry",
-        axum::routing::get(move || {
-            let source = source.clone();
-            async move {
-                let health = source.health();
-                let status = if health.status == otelwire::HealthStatus::Failing {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::OK
-                };
-                (status, axum::Json(health)).into_response()
-            }
-        }),
-    )
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use otelwire::InitError;
 use tracing::level_filters::LevelFilter;
 
 use crate::clock::{Clock, SystemClock};
+use crate::faults::{Faults, NoFaults};
 use crate::filter::Filter;
 
 /// What a sink does when its buffer is full.
@@ -20,6 +21,20 @@ pub enum Mode {
     /// Wait for room: the emitting thread slows down to the disk's pace and
     /// no line is lost.
     Lossless,
+}
+
+/// Whether a sink makes its lines durable (`fsync`) as it writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// After each batch of lines written (the lines the writer thread found
+    /// waiting, at most 64 KiB at a time): a line is on disk before the
+    /// next batch starts, so a crash or power cut loses at most the batch
+    /// being written. The default of `audit.jsonl`.
+    Batch,
+    /// Leaves it to the operating system (lines are on disk within its
+    /// writeback delay, typically 30 s), except at flush and shutdown. The
+    /// default of the other files.
+    None,
 }
 
 /// When a sink starts a new file regardless of size (UTC boundaries).
@@ -59,6 +74,7 @@ pub(crate) struct Knobs {
     pub(crate) max_age: Option<Duration>,
     pub(crate) compress: Option<bool>,
     pub(crate) mode: Option<Mode>,
+    pub(crate) sync: Option<SyncPolicy>,
     pub(crate) buffer: Option<usize>,
 }
 
@@ -76,6 +92,7 @@ pub(crate) struct Resolved {
     pub(crate) max_age: Duration,
     pub(crate) compress: bool,
     pub(crate) mode: Mode,
+    pub(crate) sync: SyncPolicy,
     pub(crate) buffer: usize,
 }
 
@@ -113,8 +130,8 @@ pub struct Sink {
 
 impl Sink {
     /// A sink writing `file` in the log directory: everything, no rotation
-    /// or retention, gzip of rotated files, lossy, a buffer of
-    /// [`DEFAULT_BUFFER`] lines.
+    /// or retention, gzip of rotated files, lossy, no sync per batch, a
+    /// buffer of [`DEFAULT_BUFFER`] lines.
     pub fn new(file: impl Into<String>) -> Self {
         Sink {
             file: file.into(),
@@ -130,6 +147,7 @@ impl Sink {
                 max_age: Some(Duration::ZERO),
                 compress: Some(true),
                 mode: Some(Mode::Lossy),
+                sync: Some(SyncPolicy::None),
                 buffer: Some(DEFAULT_BUFFER),
             },
         }
@@ -161,11 +179,12 @@ impl Sink {
 
     /// `audit.jsonl`: audit and security events only (see
     /// [`Filter::audit`]), never anything else; 1 GB or daily, kept 365
-    /// days; lossless.
+    /// days; lossless, synced to disk after each batch.
     pub fn audit() -> Self {
         let mut s = Sink::new("audit.jsonl").default_policy(1_000_000_000, 365);
         s.filter = Filter::audit();
         s.defaults.mode = Some(Mode::Lossless);
+        s.defaults.sync = Some(SyncPolicy::Batch);
         s
     }
 
@@ -244,9 +263,17 @@ impl Sink {
         self
     }
 
-    /// Lossy or lossless when the buffer is full (`_MODE`).
+    /// Lossy or lossless when the buffer is full or a write fails
+    /// (`_MODE`).
     pub fn mode(mut self, mode: Mode) -> Self {
         self.code.mode = Some(mode);
+        self
+    }
+
+    /// Syncs the file to disk after each batch of lines, or leaves it to the
+    /// operating system (`_SYNC`: `batch` or `none`).
+    pub fn sync(mut self, policy: SyncPolicy) -> Self {
+        self.code.sync = Some(policy);
         self
     }
 
@@ -330,6 +357,12 @@ impl Sink {
                 .or(from_env.mode)
                 .or(self.defaults.mode)
                 .unwrap_or(Mode::Lossy),
+            sync: self
+                .code
+                .sync
+                .or(from_env.sync)
+                .or(self.defaults.sync)
+                .unwrap_or(SyncPolicy::None),
             buffer: self
                 .code
                 .buffer
@@ -413,6 +446,13 @@ impl Sink {
                 _ => return Err(bad(&var, &v, "expected lossy or lossless")),
             });
         }
+        if let Some((var, v)) = get("SYNC") {
+            k.sync = Some(match v.trim().to_ascii_lowercase().as_str() {
+                "batch" => SyncPolicy::Batch,
+                "none" => SyncPolicy::None,
+                _ => return Err(bad(&var, &v, "expected batch or none")),
+            });
+        }
         if let Some((var, v)) = get("BUFFER") {
             k.buffer = Some(
                 v.trim()
@@ -494,6 +534,7 @@ pub struct Files {
     pub(crate) dir: Option<PathBuf>,
     pub(crate) sinks: Vec<Sink>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) faults: Arc<dyn Faults>,
 }
 
 impl Files {
@@ -505,6 +546,7 @@ impl Files {
             dir: None,
             sinks: vec![Sink::app(), Sink::metrics(), Sink::alerts(), Sink::audit()],
             clock: Arc::new(SystemClock),
+            faults: Arc::new(NoFaults),
         }
     }
 
@@ -556,6 +598,14 @@ impl Files {
     /// system clock); for tests, see [`ManualClock`](crate::ManualClock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Asks `faults` before every write and sync of every sink (default:
+    /// none), so that a test can make the disk fail and recover; see
+    /// [`FlakyDisk`](crate::FlakyDisk).
+    pub fn faults(mut self, faults: impl Faults) -> Self {
+        self.faults = Arc::new(faults);
         self
     }
 
@@ -617,5 +667,27 @@ mod tests {
             e,
             "OTELWIRE_LOG_AUDIT_MODE=sometimes: expected lossy or lossless"
         );
+    }
+
+    #[test]
+    fn audit_syncs_per_batch_unless_told_otherwise() {
+        let dir = std::path::Path::new("logs");
+        let none = |_: &str| None;
+        let audit = Sink::audit().resolve(dir, &none).unwrap().unwrap();
+        assert_eq!(audit.sync, SyncPolicy::Batch);
+        let app = Sink::app().resolve(dir, &none).unwrap().unwrap();
+        assert_eq!(app.sync, SyncPolicy::None);
+        let env = |k: &str| (k == "OTELWIRE_LOG_AUDIT_SYNC").then(|| "None".to_owned());
+        let r = Sink::audit().resolve(dir, &env).unwrap().unwrap();
+        assert_eq!(r.sync, SyncPolicy::None, "env over default");
+        let r = Sink::audit()
+            .sync(SyncPolicy::Batch)
+            .resolve(dir, &env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.sync, SyncPolicy::Batch, "code over env");
+        let env = |k: &str| (k == "OTELWIRE_LOG_AUDIT_SYNC").then(|| "always".to_owned());
+        let e = Sink::audit().resolve(dir, &env).unwrap_err().to_string();
+        assert_eq!(e, "OTELWIRE_LOG_AUDIT_SYNC=always: expected batch or none");
     }
 }

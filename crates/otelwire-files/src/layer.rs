@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -69,14 +70,17 @@ impl FilesHandle {
         self.sinks.iter().map(|s| s.cfg.path.clone()).collect()
     }
 
-    /// Each sink's lines written, dropped and failures.
+    /// Each sink's lines written and dropped, failures, times a thread
+    /// waited for room, and last error.
     pub fn health(&self) -> Vec<ComponentHealth> {
         self.sinks.iter().map(|s| s.stats.health()).collect()
     }
 
     /// Waits, at most `timeout`, until every line handed to the sinks so far
-    /// is in its file and every rotated file is compressed and retention
-    /// has run. Returns whether everything finished in time.
+    /// is in its file and synced to disk, every rotated file is compressed
+    /// and retention has run. Returns whether everything finished in time
+    /// (a lossless sink whose disk is failing does not finish: its lines
+    /// are kept and still retried).
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         self.sinks.iter().all(|s| flush_one(s, deadline))
@@ -167,8 +171,14 @@ impl Files {
                     path: cfg.path.clone(),
                     source,
                 })?;
-                let (tx, stats) = writer::start(&cfg, file, self.clock.clone(), dispatch.clone())
-                    .map_err(InitError::Runtime)?;
+                let (tx, stats) = writer::start(
+                    &cfg,
+                    file,
+                    self.clock.clone(),
+                    self.faults.clone(),
+                    dispatch.clone(),
+                )
+                .map_err(InitError::Runtime)?;
                 sinks.push(SinkHandle { cfg, tx, stats });
             }
         }
@@ -274,7 +284,15 @@ where
             }
             let msg = Msg::Line(line.clone());
             let sent = match s.cfg.mode {
-                Mode::Lossless => s.tx.send(msg).is_ok(),
+                Mode::Lossless => match s.tx.try_send(msg) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(msg)) => {
+                        // The disk is slow or failing: wait for room, and say so.
+                        s.stats.blocked.fetch_add(1, Ordering::Relaxed);
+                        s.tx.send(msg).is_ok()
+                    }
+                    Err(TrySendError::Disconnected(_)) => false,
+                },
                 Mode::Lossy => match s.tx.try_send(msg) {
                     Ok(()) => true,
                     Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,

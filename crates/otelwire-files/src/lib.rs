@@ -112,13 +112,15 @@
 
 mod clock;
 mod config;
+mod faults;
 mod filter;
 mod layer;
 mod names;
 mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{DEFAULT_BUFFER, Files, Mode, Period, Sink};
+pub use config::{DEFAULT_BUFFER, Files, Mode, Period, Sink, SyncPolicy};
+pub use faults::{Faults, FlakyDisk};
 pub use filter::{CATEGORY_FIELD, CATEGORY_TARGETS, Filter, is_metric_field};
 pub use layer::{FilesHandle, FilesLayer, LOG_DIR_VAR};
 

@@ -85,14 +85,19 @@ pub struct Health {
 pub struct ComponentHealth {
     /// What it is, for example `file app.jsonl`.
     pub name: String,
-    /// `degraded` while it has lost items in the last minute.
+    /// `degraded` while it has lost items in the last minute or is retrying
+    /// a failed write; `failing` when the retries have gone on for longer
+    /// than a minute.
     pub status: HealthStatus,
     /// Items (lines) it delivered.
     pub written: u64,
     /// Items lost: a full buffer in lossy mode, or a failed write.
     pub dropped: u64,
-    /// Operations that failed (writes, rotations).
+    /// Operations that failed (writes, syncs, rotations), retries included.
     pub failures: u64,
+    /// Times an emitting thread had to wait for room (lossless mode: the
+    /// buffer was full because the disk was slow or failing).
+    pub blocked: u64,
     /// When the last failure happened.
     #[serde(serialize_with = "timestamp::serialize_opt")]
     pub last_error_at: Option<SystemTime>,
@@ -109,8 +114,10 @@ pub trait Component: Send + Sync + 'static {
     /// Its health now.
     fn health(&self) -> ComponentHealth;
 
-    /// Writes out what it holds, waiting at most `timeout`; called at
-    /// shutdown, after the pipelines' last lines.
+    /// Writes out what it holds (and makes it durable, for a file),
+    /// waiting at most `timeout`. Called at shutdown twice: first, before
+    /// the exporters, with a deadline of its own (a hung collector cannot
+    /// use it up); then, after them, for the pipelines' last lines.
     fn flush(&self, timeout: Duration);
 
     /// Called once with the pipeline's dispatcher, where the component's own

@@ -10,7 +10,7 @@ use opentelemetry::trace::TracerProvider as _;
 use tracing::Dispatch;
 
 use crate::config::Signal;
-use crate::health::{Health, Pipeline};
+use crate::health::{ComponentHealth, Health, Pipeline};
 use crate::pipeline::Providers;
 use crate::redact::Redactor;
 
@@ -126,6 +126,18 @@ impl HealthSource {
     pub fn health(&self) -> Health {
         self.0.health()
     }
+
+    /// `service.name` of this process.
+    pub fn service(&self) -> &str {
+        &self.0.service
+    }
+
+    /// The health of the outputs other than the export pipelines (such as
+    /// each `otelwire-files` sink): [`Health::components`] alone, without
+    /// reading the signals. Empty when there are none.
+    pub fn outputs(&self) -> Vec<ComponentHealth> {
+        self.0.components().iter().map(|c| c.health()).collect()
+    }
 }
 
 impl Telemetry {
@@ -212,28 +224,32 @@ impl Telemetry {
     /// Flushes and stops all three signals, within the shutdown deadline.
     /// Works from any async runtime (the blocking work runs on a thread of
     /// its own) and logs one line with what each signal exported and dropped.
+    ///
+    /// The other outputs (such as `otelwire-files`) are flushed and synced
+    /// first, on a deadline of their own (the shutdown timeout too), so a
+    /// collector that hangs cannot use up their time; the exporters' deadline
+    /// starts when they are done. In all, at most twice the shutdown timeout.
     pub async fn shutdown(self) -> ShutdownReport {
         // Runtime-agnostic: the work runs on a thread, a second thread
-        // enforces the deadline, and the first answer wins.
+        // enforces the deadlines, and the first answer wins.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let shared = self.shared.clone();
-        let dispatch = self.dispatch.clone();
         let started = Instant::now();
         let worker = {
             let tx = tx.clone();
-            std::thread::Builder::new()
-                .name("otelwire-shutdown".into())
-                .spawn(move || {
-                    let _ = tx.send(Some(run_shutdown(&shared, &dispatch)));
-                })
+            spawn_shutdown(&self.shared, &self.dispatch, move |report| {
+                let _ = tx.send(Some(report));
+            })
         };
-        if worker.is_err() {
+        let Ok(outputs_done) = worker else {
+            flush_outputs(&self.shared);
             return run_shutdown(&self.shared, &self.dispatch);
-        }
+        };
         let grace = self.shared.shutdown_timeout + Duration::from_millis(250);
         let _ = std::thread::Builder::new()
             .name("otelwire-deadline".into())
             .spawn(move || {
+                // The outputs' deadline, then the exporters'.
+                let _ = outputs_done.recv_timeout(grace);
                 std::thread::sleep(grace);
                 let _ = tx.send(None);
             });
@@ -251,19 +267,21 @@ impl Telemetry {
 
     fn shutdown_in_place(&self) -> ShutdownReport {
         let (tx, rx) = std::sync::mpsc::channel();
-        let shared = self.shared.clone();
-        let dispatch = self.dispatch.clone();
         let started = Instant::now();
-        let spawned = std::thread::Builder::new()
-            .name("otelwire-shutdown".into())
-            .spawn(move || {
-                let _ = tx.send(run_shutdown(&shared, &dispatch));
-            });
+        let spawned = spawn_shutdown(&self.shared, &self.dispatch, move |report| {
+            let _ = tx.send(report);
+        });
         match spawned {
-            Ok(_) => rx
-                .recv_timeout(self.shared.shutdown_timeout + Duration::from_millis(250))
-                .unwrap_or_else(|_| self.deadline_report(started)),
-            Err(_) => run_shutdown(&self.shared, &self.dispatch),
+            Ok(outputs_done) => {
+                let grace = self.shared.shutdown_timeout + Duration::from_millis(250);
+                let _ = outputs_done.recv_timeout(grace);
+                rx.recv_timeout(grace)
+                    .unwrap_or_else(|_| self.deadline_report(started))
+            }
+            Err(_) => {
+                flush_outputs(&self.shared);
+                run_shutdown(&self.shared, &self.dispatch)
+            }
         }
     }
 
@@ -312,6 +330,57 @@ impl Drop for Telemetry {
             let _ = self.shutdown_in_place();
         }
     }
+}
+
+/// Starts the shutdown on a thread of its own: the outputs first, then the
+/// exporters. The receiver hears when the outputs are done; `done` gets the
+/// report.
+fn spawn_shutdown(
+    shared: &Arc<Shared>,
+    dispatch: &Dispatch,
+    done: impl FnOnce(ShutdownReport) + Send + 'static,
+) -> std::io::Result<std::sync::mpsc::Receiver<()>> {
+    let (outputs_tx, outputs_rx) = std::sync::mpsc::channel();
+    let shared = shared.clone();
+    let dispatch = dispatch.clone();
+    std::thread::Builder::new()
+        .name("otelwire-shutdown".into())
+        .spawn(move || {
+            flush_outputs(&shared);
+            let _ = outputs_tx.send(());
+            done(run_shutdown(&shared, &dispatch));
+        })?;
+    Ok(outputs_rx)
+}
+
+/// Flushes (and syncs) the outputs' components, each on a thread of its own
+/// so that one slow disk does not take another's time, all within the
+/// shutdown timeout.
+fn flush_outputs(shared: &Shared) {
+    let done = shared
+        .report
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some();
+    let components = shared.pipeline.components();
+    if done || components.is_empty() {
+        return;
+    }
+    let timeout = shared.shutdown_timeout;
+    if let [only] = components {
+        only.flush(timeout);
+        return;
+    }
+    std::thread::scope(|s| {
+        for c in components {
+            let spawned = std::thread::Builder::new()
+                .name("otelwire-flush".into())
+                .spawn_scoped(s, move || c.flush(timeout));
+            if spawned.is_err() {
+                c.flush(timeout);
+            }
+        }
+    });
 }
 
 fn run_shutdown(shared: &Shared, dispatch: &Dispatch) -> ShutdownReport {
