@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use otelwire_files::FilesExt;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // The configuration first: a bad file stops the program before anything runs.
@@ -15,6 +17,8 @@ async fn main() -> ExitCode {
     let telemetry = match otelwire::builder()
         .service_name("health-checker")
         .service_version(env!("CARGO_PKG_VERSION"))
+        // JSON-lines files (app, metrics, alerts, audit) when OTELWIRE_LOG_DIR is set.
+        .files(otelwire_files::Files::defaults())
         .init()
     {
         Ok(t) => t,

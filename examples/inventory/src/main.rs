@@ -2,11 +2,15 @@
 
 use std::process::ExitCode;
 
+use otelwire_files::FilesExt;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let telemetry = match otelwire::builder()
         .service_name("inventory")
         .service_version(env!("CARGO_PKG_VERSION"))
+        // JSON-lines files (app, metrics, alerts, audit) when OTELWIRE_LOG_DIR is set.
+        .files(otelwire_files::Files::defaults())
         .init()
     {
         Ok(t) => t,
