@@ -91,7 +91,12 @@ use otelwire::opentelemetry::{KeyValue, global};
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing::field::Empty;
 
+mod admin;
 mod bound;
+
+pub use admin::{
+    AdminToken, LOG_FILTER_KEY, LOG_LEVEL_PATH, MAX_TTL_SECS, admin_router, admin_router_with,
+};
 mod health;
 
 pub use health::health_router;

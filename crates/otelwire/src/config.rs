@@ -573,6 +573,8 @@ pub(crate) struct CodeSettings {
     pub(crate) propagators: Option<Vec<Propagator>>,
     pub(crate) log_format: Option<LogFormat>,
     pub(crate) filter: Option<String>,
+    pub(crate) traces_filter: Option<String>,
+    pub(crate) panic_hook: Option<bool>,
     pub(crate) sdk_disabled: Option<bool>,
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) max_queue_size: [Option<usize>; 2],
@@ -600,6 +602,11 @@ pub(crate) struct Resolved {
     pub(crate) propagators: Vec<Propagator>,
     pub(crate) log_format: LogFormat,
     pub(crate) filter: String,
+    /// The traces filter when given (`None`: derived from `filter`).
+    pub(crate) traces_filter: Option<String>,
+    /// Whether to install the panic hook (`None`: [`init`](crate::init)
+    /// does, [`build`](crate::Builder::build) does not).
+    pub(crate) panic_hook: Option<bool>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) batch: [BatchSettings; 2],
     pub(crate) metric_export_interval: Duration,
@@ -894,6 +901,27 @@ impl Resolved {
                 None => InitError::env("RUST_LOG", &filter, e.to_string()),
             });
         }
+        let traces_filter = code
+            .traces_filter
+            .clone()
+            .or_else(|| env.get("OTELWIRE_TRACES_FILTER"));
+        if let Some(t) = &traces_filter
+            && let Err(e) = crate::layers::validate(t)
+        {
+            let expected = format!("directive {:?}: {}", e.directive, e.reason);
+            return Err(match &code.traces_filter {
+                Some(_) => InitError::InvalidSetting {
+                    setting: "traces_filter",
+                    value: t.clone(),
+                    expected,
+                },
+                None => InitError::env("OTELWIRE_TRACES_FILTER", t, expected),
+            });
+        }
+        let panic_hook = match code.panic_hook {
+            Some(b) => Some(b),
+            None => env.bool("OTELWIRE_PANIC_HOOK")?,
+        };
 
         let shutdown_timeout = match code.shutdown_timeout {
             Some(t) => t,
@@ -1013,6 +1041,8 @@ impl Resolved {
             propagators,
             log_format,
             filter,
+            traces_filter,
+            panic_hook,
             shutdown_timeout,
             batch,
             metric_export_interval,

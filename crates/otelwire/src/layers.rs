@@ -1,5 +1,6 @@
 //! The `tracing` side: how the subscriber is assembled.
 
+use arc_swap::ArcSwap;
 use opentelemetry::logs::AnyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Key, StringValue};
@@ -7,96 +8,344 @@ use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::cell::RefCell;
-use tracing::{Event, Level, Subscriber};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber, span};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::Registry;
 use tracing_subscriber::filter::{EnvFilter, Filtered, Targets};
-use tracing_subscriber::layer::{Context, Layer, Layered};
+use tracing_subscriber::layer::{Context, Filter, Layer, Layered};
 use tracing_subscriber::registry::LookupSpan;
 
-/// The subscriber under every layer: the registry behind the `RUST_LOG`
-/// filter. Layers given to [`Builder::with_layer`](crate::Builder::with_layer)
+/// The subscriber under every layer: the registry behind the filter gate.
+/// Layers given to [`Builder::with_layer`](crate::Builder::with_layer)
 /// are layers of this type.
 pub type BaseSubscriber = Layered<FilterLayer, Registry>;
 
-/// The `RUST_LOG` filter: a static [`Targets`] filter when the directives
-/// only name targets and levels (the common case, with no per-span cost),
-/// an [`EnvFilter`] when they also match span names or fields.
+/// The filter gate in front of every layer: an event passes when the log
+/// filter (`RUST_LOG`, [`Telemetry::set_filter`](crate::Telemetry::set_filter))
+/// enables it; a span when the log filter or the traces filter
+/// (`OTELWIRE_TRACES_FILTER`) does, so that the registry creates the spans
+/// that only traces want and events inside them still find their span.
+///
+/// The filters in force are read without a lock (an atomic pointer load);
+/// a change swaps them and rebuilds `tracing`'s callsite interest cache.
 #[derive(Debug)]
-pub struct FilterLayer(FilterKind);
+pub struct FilterLayer {
+    state: Arc<FilterState>,
+}
 
+/// A `RUST_LOG`-syntax filter: a static [`Targets`] filter when the
+/// directives only name targets and levels (the common case, with no
+/// per-span cost), an [`EnvFilter`] when they also match span names or
+/// fields.
 #[derive(Debug)]
-enum FilterKind {
+pub(crate) enum FilterKind {
     Targets(Targets),
     Env(Box<EnvFilter>),
+}
+
+impl FilterKind {
+    fn is_env(&self) -> bool {
+        matches!(self, FilterKind::Env(_))
+    }
+
+    fn register_callsite<S>(&self, metadata: &'static Metadata<'static>) -> Interest
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self {
+            FilterKind::Targets(t) => Layer::<S>::register_callsite(t, metadata),
+            FilterKind::Env(e) => Layer::<S>::register_callsite(&**e, metadata),
+        }
+    }
+
+    fn enabled<S>(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self {
+            FilterKind::Targets(t) => Layer::<S>::enabled(t, metadata, ctx),
+            FilterKind::Env(e) => Layer::<S>::enabled(&**e, metadata, ctx),
+        }
+    }
+
+    fn max_level_hint<S>(&self) -> Option<LevelFilter>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self {
+            FilterKind::Targets(t) => Layer::<S>::max_level_hint(t),
+            FilterKind::Env(e) => Layer::<S>::max_level_hint(&**e),
+        }
+    }
+}
+
+/// The two filters in force, built together and swapped together.
+#[derive(Debug)]
+pub(crate) struct Filters {
+    /// The log filter's directives as set (normalized, without the
+    /// directives otelwire adds).
+    pub(crate) logs_spec: String,
+    /// The traces filter's directives (normalized).
+    pub(crate) traces_spec: String,
+    /// Whether the traces filter was given (`OTELWIRE_TRACES_FILTER`,
+    /// [`Builder::traces_filter`](crate::Builder::traces_filter)) rather
+    /// than derived from the log filter.
+    pub(crate) traces_explicit: bool,
+    logs: FilterKind,
+    traces: FilterKind,
+}
+
+impl Filters {
+    /// `logs` and `traces` must have been validated ([`validate`]);
+    /// `traces: None` derives the traces filter from `logs`.
+    pub(crate) fn new(logs: &str, traces: Option<&str>) -> Self {
+        let logs_spec = normalize_directives(logs);
+        let traces_spec = match traces {
+            Some(t) => normalize_directives(t),
+            None => traces_from_logs(&logs_spec),
+        };
+        Filters {
+            logs: env_filter(&logs_spec),
+            traces: env_filter(&traces_spec),
+            logs_spec,
+            traces_spec,
+            traces_explicit: traces.is_some(),
+        }
+    }
+
+    fn has_env(&self) -> bool {
+        self.logs.is_env() || self.traces.is_env()
+    }
+}
+
+/// The filters in force, shared by the gate, the trace layer's filter and
+/// every [`FilterHandle`](crate::FilterHandle).
+pub(crate) struct FilterState {
+    current: ArcSwap<Filters>,
+    /// Serialises changes (never taken on the event path).
+    writer: Mutex<()>,
+    /// Whether an [`EnvFilter`] was ever in force: then each span keeps the
+    /// filters that saw it created, for its enter, exit and close.
+    env_seen: AtomicBool,
+}
+
+impl std::fmt::Debug for FilterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cur = self.current.load();
+        f.debug_struct("FilterState")
+            .field("logs", &cur.logs_spec)
+            .field("traces", &cur.traces_spec)
+            .finish()
+    }
+}
+
+impl FilterState {
+    pub(crate) fn new(filters: Filters) -> Arc<Self> {
+        Arc::new(FilterState {
+            env_seen: AtomicBool::new(filters.has_env()),
+            current: ArcSwap::from_pointee(filters),
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// The filters in force now.
+    pub(crate) fn current(&self) -> Arc<Filters> {
+        self.current.load_full()
+    }
+
+    /// Puts `logs` (validated) in force, with the traces filter derived from
+    /// it unless one was given; returns the filters it replaced.
+    pub(crate) fn replace_logs(&self, logs: &str) -> Arc<Filters> {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.current.load_full();
+        let traces = old.traces_explicit.then_some(old.traces_spec.as_str());
+        let new = Filters::new(logs, traces);
+        if new.has_env() {
+            self.env_seen.store(true, Ordering::Release);
+        }
+        self.current.store(Arc::new(new));
+        // Cached `Interest::always`/`never` answers came from the old
+        // filters: every callsite is asked again, and the global maximum
+        // level recomputed.
+        tracing::callsite::rebuild_interest_cache();
+        old
+    }
+
+    pub(crate) fn gate(self: &Arc<Self>) -> FilterLayer {
+        FilterLayer {
+            state: self.clone(),
+        }
+    }
+}
+
+/// The filters that saw a span created (kept only while an [`EnvFilter`]
+/// is or was in force: its per-span state must see the span's whole life).
+struct SpanFilters(Arc<Filters>);
+
+/// Either interest may enable the callsite.
+fn union(a: Interest, b: Interest) -> Interest {
+    if a.is_always() || b.is_always() {
+        Interest::always()
+    } else if a.is_never() && b.is_never() {
+        Interest::never()
+    } else {
+        Interest::sometimes()
+    }
+}
+
+impl FilterLayer {
+    fn span_filters<S>(&self, id: &span::Id, ctx: &Context<'_, S>) -> Option<Arc<Filters>>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if !self.state.env_seen.load(Ordering::Acquire) {
+            return None;
+        }
+        let span = ctx.span(id)?;
+        let ext = span.extensions();
+        ext.get::<SpanFilters>().map(|f| f.0.clone())
+    }
 }
 
 impl<S> Layer<S> for FilterLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn register_callsite(
-        &self,
-        metadata: &'static tracing::Metadata<'static>,
-    ) -> tracing::subscriber::Interest {
-        match &self.0 {
-            FilterKind::Targets(t) => Layer::<S>::register_callsite(t, metadata),
-            FilterKind::Env(e) => Layer::<S>::register_callsite(&**e, metadata),
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        let f = self.state.current.load();
+        let logs = f.logs.register_callsite::<S>(metadata);
+        if !metadata.is_span() {
+            return logs;
+        }
+        union(logs, f.traces.register_callsite::<S>(metadata))
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        let f = self.state.current.load();
+        if metadata.is_span() {
+            f.logs.enabled(metadata, ctx.clone()) || f.traces.enabled(metadata, ctx)
+        } else {
+            f.logs.enabled(metadata, ctx)
         }
     }
 
-    fn enabled(&self, metadata: &tracing::Metadata<'_>, ctx: Context<'_, S>) -> bool {
-        match &self.0 {
-            FilterKind::Targets(t) => Layer::<S>::enabled(t, metadata, ctx),
-            FilterKind::Env(e) => Layer::<S>::enabled(&**e, metadata, ctx),
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        let f = self.state.current.load();
+        Some(
+            f.logs
+                .max_level_hint::<S>()?
+                .max(f.traces.max_level_hint::<S>()?),
+        )
+    }
+
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if !self.state.env_seen.load(Ordering::Acquire) {
+            return;
+        }
+        let f = self.state.current.load_full();
+        for kind in [&f.logs, &f.traces] {
+            if let FilterKind::Env(e) = kind {
+                Layer::<S>::on_new_span(&**e, attrs, id, ctx.clone());
+            }
+        }
+        if f.has_env()
+            && let Some(span) = ctx.span(id)
+        {
+            span.extensions_mut().insert(SpanFilters(f));
         }
     }
 
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        match &self.0 {
-            FilterKind::Targets(t) => Layer::<S>::max_level_hint(t),
-            FilterKind::Env(e) => Layer::<S>::max_level_hint(&**e),
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if let Some(f) = self.span_filters(id, &ctx) {
+            for kind in [&f.logs, &f.traces] {
+                if let FilterKind::Env(e) = kind {
+                    Layer::<S>::on_record(&**e, id, values, ctx.clone());
+                }
+            }
         }
     }
 
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        id: &tracing::span::Id,
-        ctx: Context<'_, S>,
-    ) {
-        if let FilterKind::Env(e) = &self.0 {
-            Layer::<S>::on_new_span(&**e, attrs, id, ctx)
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Some(f) = self.span_filters(id, &ctx) {
+            for kind in [&f.logs, &f.traces] {
+                if let FilterKind::Env(e) = kind {
+                    Layer::<S>::on_enter(&**e, id, ctx.clone());
+                }
+            }
         }
     }
 
-    fn on_record(
-        &self,
-        id: &tracing::span::Id,
-        values: &tracing::span::Record<'_>,
-        ctx: Context<'_, S>,
-    ) {
-        if let FilterKind::Env(e) = &self.0 {
-            Layer::<S>::on_record(&**e, id, values, ctx)
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Some(f) = self.span_filters(id, &ctx) {
+            for kind in [&f.logs, &f.traces] {
+                if let FilterKind::Env(e) = kind {
+                    Layer::<S>::on_exit(&**e, id, ctx.clone());
+                }
+            }
         }
     }
 
-    fn on_enter(&self, id: &tracing::span::Id, ctx: Context<'_, S>) {
-        if let FilterKind::Env(e) = &self.0 {
-            Layer::<S>::on_enter(&**e, id, ctx)
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if let Some(f) = self.span_filters(&id, &ctx) {
+            for kind in [&f.logs, &f.traces] {
+                if let FilterKind::Env(e) = kind {
+                    Layer::<S>::on_close(&**e, id.clone(), ctx.clone());
+                }
+            }
         }
     }
+}
 
-    fn on_exit(&self, id: &tracing::span::Id, ctx: Context<'_, S>) {
-        if let FilterKind::Env(e) = &self.0 {
-            Layer::<S>::on_exit(&**e, id, ctx)
+/// The trace layer's own filter: spans the traces filter enables (never
+/// the transport's), and, of the events the gate let through, ERROR ones
+/// (they mark their span as failed).
+#[derive(Debug)]
+pub(crate) struct TraceFilter {
+    state: Arc<FilterState>,
+}
+
+/// An event the trace layer takes: an ERROR one, not from the transport.
+fn traced_event(metadata: &Metadata<'_>) -> bool {
+    *metadata.level() == Level::ERROR && !is_transport_target(metadata.target())
+}
+
+impl<S> Filter<S> for TraceFilter
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, metadata: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        if !metadata.is_span() {
+            return traced_event(metadata);
         }
+        !is_transport_target(metadata.target())
+            && self
+                .state
+                .current
+                .load()
+                .traces
+                .enabled(metadata, cx.clone())
     }
 
-    fn on_close(&self, id: tracing::span::Id, ctx: Context<'_, S>) {
-        if let FilterKind::Env(e) = &self.0 {
-            Layer::<S>::on_close(&**e, id, ctx)
+    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if !metadata.is_span() {
+            return if traced_event(metadata) {
+                Interest::always()
+            } else {
+                Interest::never()
+            };
         }
+        if is_transport_target(metadata.target()) {
+            return Interest::never();
+        }
+        self.state
+            .current
+            .load()
+            .traces
+            .register_callsite::<S>(metadata)
     }
 }
 
@@ -147,9 +396,11 @@ pub(crate) fn is_transport_target(target: &str) -> bool {
 /// diagnostics are off (otelwire counts and reports export failures itself,
 /// once a minute instead of once per batch), and audit and security events
 /// are kept at `info` whatever the general level (`RUST_LOG=warn` must not
-/// lose a successful login from the audit trail).
+/// lose a successful login from the audit trail), and so is the panic hook's
+/// record at `error`.
 const QUIET: &[(&str, &str)] = &[
     ("otelwire::audit", "info"),
+    ("otelwire::panic", "error"),
     ("otelwire::security", "info"),
     ("h2", "warn"),
     ("hyper", "warn"),
@@ -160,8 +411,9 @@ const QUIET: &[(&str, &str)] = &[
     ("opentelemetry", "off"),
 ];
 
-pub(crate) fn env_filter(filter: &str) -> FilterLayer {
-    let mut spec = normalize_directives(filter);
+/// `filter` (normalized) with otelwire's additions, as the filter to run.
+pub(crate) fn env_filter(filter: &str) -> FilterKind {
+    let mut spec = filter.to_owned();
     for (target, level) in QUIET {
         if !spec.contains(target) {
             if !spec.is_empty() {
@@ -177,14 +429,14 @@ pub(crate) fn env_filter(filter: &str) -> FilterLayer {
     if !spec.contains(['[', '{'])
         && let Ok(targets) = spec.parse::<Targets>()
     {
-        return FilterLayer(FilterKind::Targets(targets));
+        return FilterKind::Targets(targets);
     }
-    // Validated when the configuration was resolved.
-    FilterLayer(FilterKind::Env(Box::new(
+    // Validated when the configuration was resolved (or before a change).
+    FilterKind::Env(Box::new(
         EnvFilter::builder()
             .parse(&spec)
             .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_FILTER)),
-    )))
+    ))
 }
 
 /// One parser decides what `RUST_LOG` means: [`EnvFilter`]'s, which
@@ -211,15 +463,85 @@ pub(crate) fn normalize_directives(filter: &str) -> String {
     directives.join(",")
 }
 
-/// Spans, plus ERROR events (which mark their span as failed and become
-/// exception events); other events travel as log records instead of also
-/// being copied into span events. The transport's own spans are left out,
-/// or exporting spans would make spans to export.
+/// A filter's directives that do not parse, as [`EnvFilter`] reads them
+/// (the parser init validates `RUST_LOG` with).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BadDirective {
+    /// The first directive that does not parse (the whole list when no
+    /// single one is to blame).
+    pub(crate) directive: String,
+    /// The parser's reason.
+    pub(crate) reason: String,
+}
+
+/// Validates `filter` exactly as init validates `RUST_LOG`: the
+/// normalized list ([`normalize_directives`]) through [`EnvFilter`]'s
+/// parser. On error, the first directive that does not parse alone is
+/// named.
+pub(crate) fn validate(filter: &str) -> Result<(), BadDirective> {
+    let Err(e) = EnvFilter::builder().parse(normalize_directives(filter)) else {
+        return Ok(());
+    };
+    let directive = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .find(|d| d.parse::<tracing_subscriber::filter::Directive>().is_err())
+        .unwrap_or(filter.trim())
+        .to_owned();
+    Err(BadDirective {
+        directive,
+        reason: e.to_string(),
+    })
+}
+
+/// The traces filter when none is given: the log filter's directives,
+/// each at least `info`, with `info` for every target the list does not
+/// name (`warn` → `info`, `warn,app=debug` → `info,app=debug`,
+/// `app=debug` → `info,app=debug`).
+pub(crate) fn traces_from_logs(logs: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut has_default = false;
+    for d in logs.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        // `Directive`'s display always ends with its level, after an `=`
+        // unless the directive is a level alone.
+        let shown = d
+            .parse::<tracing_subscriber::filter::Directive>()
+            .map_or_else(|_| d.to_owned(), |d| d.to_string());
+        let (head, level) = match shown.rsplit_once('=') {
+            Some((head, level)) => (Some(head), level),
+            None => {
+                has_default = true;
+                (None, shown.as_str())
+            }
+        };
+        let level = match level.parse::<LevelFilter>() {
+            Ok(l) if l < LevelFilter::INFO => "info",
+            _ => level,
+        };
+        out.push(match head {
+            Some(head) => format!("{head}={level}"),
+            None => level.to_owned(),
+        });
+    }
+    if !has_default {
+        out.insert(0, "info".to_owned());
+    }
+    out.join(",")
+}
+
+/// The trace layer: tracing-opentelemetry behind [`TraceFilter`] (spans
+/// that the traces filter enables, plus ERROR events, which mark their
+/// span as failed and become exception events; other events travel as
+/// log records instead of also being copied into span events). The
+/// transport's own spans are left out, or exporting spans would make
+/// spans to export.
 pub(crate) fn trace_layer(
     provider: &SdkTracerProvider,
+    state: &Arc<FilterState>,
 ) -> Filtered<
     tracing_opentelemetry::OpenTelemetryLayer<BaseSubscriber, opentelemetry_sdk::trace::Tracer>,
-    tracing_subscriber::filter::FilterFn,
+    TraceFilter,
     BaseSubscriber,
 > {
     let scope = opentelemetry::InstrumentationScope::builder("otelwire")
@@ -232,9 +554,9 @@ pub(crate) fn trace_layer(
         // allocation per span; async tasks hop threads anyway.
         .with_tracked_inactivity(false)
         .with_threads(false)
-        .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-            (m.is_span() || *m.level() == Level::ERROR) && !is_transport_target(m.target())
-        }))
+        .with_filter(TraceFilter {
+            state: state.clone(),
+        })
 }
 
 /// The OTel log bridge, minus the transport's own events, plus the copy of
@@ -502,7 +824,7 @@ mod tests {
 
     #[test]
     fn quiet_directives_are_added_unless_named() {
-        let show = |f: FilterLayer| match f.0 {
+        let show = |f: FilterKind| match f {
             FilterKind::Targets(t) => format!("targets {t}"),
             FilterKind::Env(e) => format!("env {e}"),
         };
@@ -520,5 +842,37 @@ mod tests {
         assert!(f.contains("otelwire::security=info"), "{f}");
         let f = show(env_filter("info,[checkout{order=7}]=trace"));
         assert!(f.starts_with("env "), "{f}");
+    }
+
+    #[test]
+    fn the_derived_traces_filter_is_never_quieter_than_info() {
+        assert_eq!(traces_from_logs("warn"), "info");
+        assert_eq!(traces_from_logs("error"), "info");
+        assert_eq!(traces_from_logs("off"), "info");
+        assert_eq!(traces_from_logs("info"), "info");
+        assert_eq!(traces_from_logs("debug"), "debug");
+        assert_eq!(
+            traces_from_logs("warn,orders_api=debug,sqlx=off"),
+            "info,orders_api=debug,sqlx=info"
+        );
+        assert_eq!(
+            traces_from_logs("orders_api=debug"),
+            "info,orders_api=debug"
+        );
+        assert_eq!(traces_from_logs("orders_api"), "info,orders_api=trace");
+        assert_eq!(
+            traces_from_logs("warn,[checkout{order=7}]=error"),
+            "info,[checkout{order=7}]=info"
+        );
+    }
+
+    #[test]
+    fn a_bad_directive_is_named() {
+        assert_eq!(validate("info, orders_api=debug,"), Ok(()));
+        let e = validate("info,orders_api=loud").unwrap_err();
+        assert_eq!(e.directive, "orders_api=loud");
+        assert!(!e.reason.is_empty());
+        let e = validate("info,[unclosed=debug").unwrap_err();
+        assert_eq!(e.directive, "[unclosed=debug");
     }
 }

@@ -83,7 +83,8 @@
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | `60000` | milliseconds between metric exports |
 //! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `32768` | longest string attribute value kept, in characters (the specification's default is unlimited; otelwire bounds it so that one huge value can neither fill memory nor make the collector refuse a batch); log bodies are cut too, and so are the values of local lines (the log records' limit), which are also bounded by [`MAX_LINE_BYTES`]; at most [`MAX_VALUE_LENGTH_LIMIT`] (1048576) |
 //! | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the above | the same, for one signal |
-//! | `RUST_LOG` | `info` | which spans and events are recorded ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax; spaces around a directive and empty directives, as in `info, app=debug,`, are ignored) |
+//! | `RUST_LOG` | `info` | which events are logged, to every output ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax; spaces around a directive and empty directives, as in `info, app=debug,`, are ignored); changed live with [`Telemetry::set_filter`] |
+//! | `OTELWIRE_TRACES_FILTER` | `RUST_LOG`'s directives, each at least `info` | which spans are recorded and exported, same syntax: `RUST_LOG=warn` still records INFO spans (every request's server span), `RUST_LOG=debug` records DEBUG spans too; see [Two filters](#two-filters) |
 //! | `OTELWIRE_LOG_FORMAT` | `pretty` on a terminal, else `json` | local output: `pretty`, `compact`, `json` or `none` |
 //! | `OTELWIRE_ENVIRONMENT` | — | `deployment.environment.name` |
 //! | `OTELWIRE_REDACT_FIELDS` | — | more secret field names, comma-separated |
@@ -93,6 +94,7 @@
 //! | `OTELWIRE_AUDIT_EMAIL` | `mask` | e-mail addresses in [`audit`] events: `mask` (`j***@example.com`) or `hmac` (keyed pseudonym) |
 //! | `OTELWIRE_AUDIT_HMAC_KEY` | — | the pseudonymisation key for `hmac`, at least 16 bytes (never printed) |
 //! | `OTELWIRE_AUDIT_CLIENT_ADDRESS` | `truncate` | client addresses in [`audit`] events: `keep`, `truncate` (IPv4 /24, IPv6 /48) or `drop` |
+//! | `OTELWIRE_PANIC_HOOK` | `true` with [`init`], `false` with [`Builder::build`] | turn a panic into an ERROR log record, flushed before the previous hook runs ([Panics](#panics)) |
 //!
 //! Unless `RUST_LOG` names them, the transport crates (`h2`, `hyper`,
 //! `tonic`, `tower`, `reqwest`, `rustls`) are limited to `warn` and the
@@ -100,6 +102,91 @@
 //! log records in any case. Likewise [`audit`] and security events
 //! (`otelwire::audit`, `otelwire::security`) stay at `info` whatever the
 //! general level, so `RUST_LOG=warn` keeps the audit trail whole.
+//!
+//! # Two filters
+//!
+//! `RUST_LOG` decides which *events* are logged (local lines, log records,
+//! files); `OTELWIRE_TRACES_FILTER` decides which *spans* are recorded and
+//! exported. Left unset, the traces filter is `RUST_LOG` with every level
+//! raised to at least `info` (and `info` for targets `RUST_LOG` does not
+//! name), so a quiet production log level does not remove the traces:
+//!
+//! | `RUST_LOG` | `OTELWIRE_TRACES_FILTER` | Events logged | Spans recorded |
+//! |---|---|---|---|
+//! | `info` (default) | unset | INFO and above | INFO and above |
+//! | `warn` | unset | WARN and above | INFO and above |
+//! | `warn,orders_api=debug` | unset | WARN, and DEBUG for `orders_api` | INFO, and DEBUG for `orders_api` |
+//! | `debug` | unset | DEBUG and above | DEBUG and above |
+//! | `info` | `warn` | INFO and above | WARN and above |
+//!
+//! An event inside a span that only the traces filter records still carries
+//! that span's `trace_id` and `span_id`, locally and on its log record;
+//! ERROR events still mark their span as failed. Layers added with
+//! [`Builder::with_layer`] and outputs see every recorded span and every
+//! logged event. A traces filter derived from `RUST_LOG` follows
+//! [`Telemetry::set_filter`]; one that was given stays as given.
+//!
+//! # Changing the log level live
+//!
+//! [`Telemetry::set_filter`] puts a new filter in force for every output at
+//! once (same syntax and validation as `RUST_LOG`), and [`Telemetry::filter`]
+//! tells the one in force; [`Telemetry::filter_handle`] is a cloneable handle
+//! for an admin endpoint (`otelwire_axum::admin_router` serves
+//! `GET`/`PUT /admin/log-level` behind a bearer token). The event path takes
+//! no lock for it: the filters are swapped whole and read with an atomic
+//! load, and `tracing`'s per-callsite cache is rebuilt on each change.
+//!
+//! # Panics
+//!
+//! [`init`] installs a panic hook (turn it off with
+//! [`Builder::panic_hook`]`(false)` or `OTELWIRE_PANIC_HOOK=false`;
+//! [`Builder::build`] installs it only when asked, since the hook is
+//! process-wide). A panic becomes one ERROR log record, target
+//! `otelwire::panic`, emitted inside the panicking thread's current span (so
+//! it carries the trace id), with `exception.type` (`panic`),
+//! `exception.message`, `code.file.path`, `code.line.number`,
+//! `code.column.number`, `thread.name`, and `exception.stacktrace` when
+//! `RUST_BACKTRACE` (or `RUST_LIB_BACKTRACE`) asks for a backtrace. The hook
+//! then exports the queued log records and flushes the other outputs,
+//! waiting at most 2 s (or the shutdown timeout, if shorter), and calls the
+//! hook that was in place before (the standard one prints the panic).
+//!
+//! # Spawned tasks
+//!
+//! A span is entered on the thread that polls it: `tokio::spawn` starts the
+//! task outside the caller's span, so its events and spans lose the trace.
+//! Carry the span into the task with
+//! [`Instrument::in_current_span`](tracing::Instrument::in_current_span) (or
+//! [`Instrument::instrument`](tracing::Instrument::instrument) with a span of
+//! its own, whose parent is the current one):
+//!
+//! ```
+//! use tracing::Instrument;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! # let telemetry = otelwire::builder().sdk_disabled(true).build().unwrap();
+//! # let _default = tracing::dispatcher::set_default(telemetry.dispatch());
+//! let request = tracing::info_span!("POST /orders");
+//! let _entered = request.enter();
+//!
+//! // Same trace: the task runs inside the request's span...
+//! let task = tokio::spawn(
+//!     async { tracing::info!("order confirmation sent") }.in_current_span(),
+//! );
+//! // ...or inside a child span of its own.
+//! let child = tokio::spawn(
+//!     async { tracing::info!("stock reserved") }.instrument(tracing::info_span!("reserve")),
+//! );
+//! drop(_entered);
+//! task.await.unwrap();
+//! child.await.unwrap();
+//! # }
+//! ```
+//!
+//! The same holds for `std::thread::spawn` (enter a clone of the span in the
+//! thread: `let span = tracing::Span::current(); move || { let _e = span.enter(); … }`)
+//! and for work handed to a channel.
 //!
 //! # Redaction
 //!
@@ -133,6 +220,7 @@ pub mod audit;
 mod config;
 mod endpoint;
 mod error;
+mod filter;
 mod format;
 mod health;
 pub mod http;
@@ -140,6 +228,7 @@ mod layers;
 mod limits;
 mod local;
 mod metrics;
+mod panic;
 mod pipeline;
 pub mod propagation;
 mod redact;
@@ -164,6 +253,7 @@ pub use config::{
     MAX_VALUE_LENGTH_LIMIT, Propagator, Protocol, Sampler, Signal,
 };
 pub use error::InitError;
+pub use filter::{FilterError, FilterHandle};
 pub use format::{MAX_LINE_BYTES, SHORT_VALUE_CHARS};
 pub use health::{Component, ComponentHealth, Health, HealthStatus, SignalHealth};
 pub use layers::{BaseSubscriber, BoxedLayer, FilterLayer};
@@ -470,9 +560,31 @@ impl Builder {
         self
     }
 
-    /// The `RUST_LOG`-style filter (else `RUST_LOG`, else `info`).
+    /// The `RUST_LOG`-style filter (else `RUST_LOG`, else `info`): which
+    /// events are logged, to every output. It can be changed later with
+    /// [`Telemetry::set_filter`].
     pub fn filter(mut self, filter: impl Into<String>) -> Self {
         self.code.filter = Some(filter.into());
+        self
+    }
+
+    /// Which spans are recorded and exported, in the same syntax (else
+    /// `OTELWIRE_TRACES_FILTER`, else the log filter's directives raised to
+    /// at least `info`: `RUST_LOG=warn` still records the INFO spans of
+    /// every request, `RUST_LOG=debug` records the DEBUG ones too). Given
+    /// here or in the variable, it stays as given when
+    /// [`Telemetry::set_filter`] changes the log filter.
+    pub fn traces_filter(mut self, filter: impl Into<String>) -> Self {
+        self.code.traces_filter = Some(filter.into());
+        self
+    }
+
+    /// Whether to install the panic hook (else `OTELWIRE_PANIC_HOOK`; by
+    /// default [`init`](Self::init) installs it and [`build`](Self::build),
+    /// which installs nothing global, does not). See the
+    /// [crate docs](crate#panics).
+    pub fn panic_hook(mut self, on: bool) -> Self {
+        self.code.panic_hook = Some(on);
         self
     }
 
@@ -566,8 +678,8 @@ impl Builder {
     }
 
     /// Adds a `tracing` layer of your own to the subscriber (it sees every
-    /// span and event `RUST_LOG` lets through, unredacted unless wrapped in
-    /// [`RedactLayer`]).
+    /// event `RUST_LOG` lets through and every span either filter records,
+    /// unredacted unless wrapped in [`RedactLayer`]).
     pub fn with_layer<L>(mut self, layer: L) -> Self
     where
         L: Layer<BaseSubscriber> + Send + Sync + 'static,
@@ -692,9 +804,13 @@ impl Builder {
             }
         }
 
+        let filters = layers::FilterState::new(layers::Filters::new(
+            &cfg.filter,
+            cfg.traces_filter.as_deref(),
+        ));
         let mut layers: Vec<BoxedLayer> = Vec::new();
         if let Some(tp) = &providers.tracer {
-            layers.push(Box::new(layers::trace_layer(tp)));
+            layers.push(Box::new(layers::trace_layer(tp, &filters)));
         }
         let bridge = providers
             .logger
@@ -735,7 +851,7 @@ impl Builder {
         layers.extend(self.layers);
 
         let subscriber = tracing_subscriber::registry()
-            .with(layers::env_filter(&cfg.filter))
+            .with(filters.gate())
             .with(layers);
         let dispatch = tracing::Dispatch::new(subscriber);
         pipeline.set_dispatch(&dispatch);
@@ -750,10 +866,18 @@ impl Builder {
             report: std::sync::Mutex::new(None),
         });
         let telemetry = Telemetry {
+            filter: FilterHandle::new(filters, &dispatch),
             dispatch: dispatch.clone(),
             shared,
             redactor,
         };
+        if cfg.panic_hook.unwrap_or(global) {
+            panic::install(
+                Arc::downgrade(&telemetry.shared),
+                dispatch.downgrade(),
+                cfg.shutdown_timeout.min(panic::MAX_FLUSH),
+            );
+        }
 
         if global {
             if tracing::dispatcher::set_global_default(dispatch.clone()).is_err() {
@@ -771,7 +895,8 @@ impl Builder {
             http::propagators_installed(!cfg.propagators.is_empty());
         }
 
-        tracing::dispatcher::with_default(&dispatch, || startup_line(&cfg));
+        let traces_filter = telemetry.traces_filter();
+        tracing::dispatcher::with_default(&dispatch, || startup_line(&cfg, &traces_filter));
         Ok(telemetry)
     }
 }
@@ -798,7 +923,7 @@ fn propagator(list: &[Propagator]) -> TextMapCompositePropagator {
 }
 
 /// The one INFO line at init: what was resolved, with no secret in it.
-fn startup_line(cfg: &Resolved) {
+fn startup_line(cfg: &Resolved, traces_filter: &str) {
     let describe = |s: Signal| -> String {
         let kind = cfg.effective_exporter(s);
         match kind {
@@ -840,6 +965,7 @@ fn startup_line(cfg: &Resolved) {
         propagators = %propagators.join(","),
         log_format = cfg.log_format.as_str(),
         filter = %cfg.filter,
+        traces_filter = %traces_filter,
         sdk_disabled = cfg.sdk_disabled,
         "telemetry initialised for {}",
         cfg.service_name

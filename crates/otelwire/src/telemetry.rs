@@ -24,6 +24,7 @@ pub struct Telemetry {
     pub(crate) dispatch: Dispatch,
     pub(crate) shared: Arc<Shared>,
     pub(crate) redactor: Redactor,
+    pub(crate) filter: crate::filter::FilterHandle,
 }
 
 pub(crate) struct Shared {
