@@ -1,40 +1,22 @@
-//! An in-process OTLP collector for tests.
+#![doc = include_str!("../README.md")]
 //!
-//! [`Collector::start`] listens on `127.0.0.1` on two free ports, OTLP/gRPC
-//! and OTLP/HTTP (protobuf or JSON bodies, gzip or not), keeps everything it
-//! receives as plain Rust values ([`Span`], [`LogRecord`], [`MetricPoint`]),
-//! and lets a test query it or wait, with a deadline, until what it expects
-//! has arrived. It can refuse, answer slowly, hang, or stop and start again
-//! on the same ports, so outages and retries can be tested too.
+//! # The API
 //!
-//! ```
-//! use std::time::Duration;
-//! use otelwire_test::{Collector, Mode};
-//!
-//! let collector = Collector::start()?;
-//! // Point the code under test at it, for example:
-//! //   OTEL_EXPORTER_OTLP_ENDPOINT = collector.http_endpoint()   (HTTP)
-//! //   OTEL_EXPORTER_OTLP_ENDPOINT = collector.grpc_endpoint()   (gRPC)
-//! assert!(collector.http_endpoint().starts_with("http://127.0.0.1:"));
-//!
-//! // Nothing was sent here, so a wait times out and says what it saw.
-//! let err = collector
-//!     .wait_for_spans_blocking(1, |s| s.name == "checkout", Duration::from_millis(50))
-//!     .unwrap_err();
-//! assert!(err.to_string().contains("found 0"));
-//!
-//! collector.set_mode(Mode::Refuse); // gRPC UNAVAILABLE, HTTP 503
-//! collector.stop();                 // connections refused
-//! collector.restart()?;             // same ports again
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! The `otelwire-test-collector` binary runs the same collector as a
-//! process of its own (for load tests that must not share a process with
-//! the collector).
+//! - [`Collector`] (and [`CollectorBuilder`] for ports, TLS and the initial
+//!   [`Mode`]): what arrived ([`Collector::spans`], [`Collector::logs`],
+//!   [`Collector::metrics`] and their filters), waits with a deadline
+//!   ([`Collector::wait_for_spans`], [`Collector::wait_for_logs`],
+//!   [`Collector::wait_for_metric`], and `_blocking` forms for tests
+//!   without a runtime), [`Collector::drain`] for long runs;
+//! - [`builder_for`] and [`builder_for_endpoint`] (feature `otelwire`, on by
+//!   default): an otelwire pipeline pointed at a collector, set up for
+//!   tests;
+//! - [`noop`]: exporters that do nothing, for benchmarks.
 
 mod model;
 pub mod noop;
+#[cfg(feature = "otelwire")]
+mod otelwire_builder;
 mod server;
 mod tls;
 
@@ -43,6 +25,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+#[cfg(feature = "otelwire")]
+pub use otelwire_builder::{TEST_EXPORT_INTERVAL, builder_for, builder_for_endpoint};
 
 pub use model::{
     Attributes, LogRecord, MetricKind, MetricPoint, PointValue, Scope, Span, SpanEvent, SpanKind,
@@ -725,6 +710,12 @@ impl Drop for Collector {
         }
     }
 }
+
+/// The testing guide (`docs/testing.md`), compiled as doctests so that
+/// its code cannot rot.
+#[cfg(all(doctest, feature = "otelwire"))]
+#[doc = include_str!("../../../docs/testing.md")]
+struct TestingGuide;
 
 #[cfg(test)]
 mod tests {
