@@ -1,20 +1,31 @@
 //! Client spans and context propagation for reqwest, as a
 //! [reqwest-middleware](reqwest_middleware) middleware.
 //!
+//! This crate re-exports the [`reqwest`] and [`reqwest_middleware`] it is
+//! built against, as otelwire re-exports the OpenTelemetry crates: name
+//! the types through them (`otelwire_reqwest::reqwest_middleware::ClientWithMiddleware`)
+//! and a service needs no dependency of its own on either crate, nor has to
+//! match their versions.
+//!
 //! ```
-//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-//!     .with(otelwire_reqwest::OtelMiddleware::new())
+//! use otelwire_reqwest::reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+//! use otelwire_reqwest::{OtelMiddleware, UrlTemplate, reqwest};
+//!
+//! let client: ClientWithMiddleware = ClientBuilder::new(reqwest::Client::new())
+//!     .with(OtelMiddleware::new())
 //!     .build();
 //! // Each call: a client span, W3C headers injected, a duration recorded.
 //! let request = client
 //!     .get("http://127.0.0.1:8081/items/widget?token=secret")
-//!     .with_extension(otelwire_reqwest::UrlTemplate::new("/items/{sku}"));
+//!     .with_extension(UrlTemplate::new("/items/{sku}"));
 //! # drop(request);
 //! assert_eq!(
 //!     otelwire_reqwest::redact_url(&"https://ann:pw@example.com/p?token=abc&x=1".parse().unwrap()),
 //!     "https://REDACTED:REDACTED@example.com/p?token=REDACTED&x=REDACTED"
 //! );
 //! ```
+//!
+//! [`client`] is the short form of the builder above.
 //!
 //! Per call:
 //! - a span at INFO, kind client, named `{METHOD}`, or `{METHOD} {template}`
@@ -52,6 +63,14 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 use tracing::Instrument;
 use tracing::field::Empty;
+
+/// The reqwest this crate is built against (0.13): `reqwest::Client`,
+/// `reqwest::Url` and the rest, without a dependency of your own.
+pub use reqwest;
+/// The reqwest-middleware this crate is built against (0.5): what
+/// [`client`] returns ([`ClientWithMiddleware`](reqwest_middleware::ClientWithMiddleware)),
+/// its builder and its error type, without a dependency of your own.
+pub use reqwest_middleware;
 
 /// The semantic-convention bucket boundaries of `http.client.request.duration`.
 pub use otelwire::http::DURATION_BUCKETS;
@@ -356,3 +375,8 @@ mod tests {
         assert_eq!(redact_url(&plain), "https://example.com/a");
     }
 }
+
+/// The README's examples, compiled as doctests so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
