@@ -3,6 +3,29 @@
 //! WARN event per slow query, the `db.client.operation.duration` histogram
 //! and the pool's connection gauges.
 //!
+//! No database is on by default; turn on the one the service uses, so a
+//! SQLite service does not compile PostgreSQL:
+//!
+//! ```toml
+//! [dependencies]
+//! otelwire-sqlx = { version = "0.1", features = ["sqlite"] }
+//! ```
+//!
+//! # Features
+//!
+//! | Feature | Default | What it adds |
+//! |---|---|---|
+//! | `sqlite` | off | [`DbSystem`] for [`sqlx::Sqlite`] (`db.system.name = "sqlite"`); sqlx's `sqlite` |
+//! | `postgres` | off | [`DbSystem`] for [`sqlx::Postgres`] (`db.system.name = "postgresql"`, `server.address`, `server.port`); sqlx's `postgres` |
+//! | `offline` | off | nothing any more; kept so manifests that name it still build |
+//!
+//! sqlx's own features are yours to choose, its defaults included: sqlx's
+//! `macros` (on in its defaults) makes sqlx require every executor to
+//! implement a hidden `describe` method, and this crate always implements
+//! it (it turns on sqlx's `offline` in sqlx-core and in the drivers of the
+//! features above). Another database of yours (a [`DbSystem`] for MySQL)
+//! then needs sqlx's `macros`, or `sqlx-mysql/offline`, too.
+//!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -76,10 +99,6 @@
 //! tracer: [`Builder::tracer`]`(telemetry.tracer("otelwire-sqlx"))`, as
 //! for the meter.
 //!
-//! With sqlx's `macros` feature on anywhere in the build, turn this crate's
-//! `offline` feature on too (sqlx then requires every executor to
-//! implement a hidden `describe` method).
-//!
 //! # What is recorded
 //!
 //! The span (kind client, a child of the current span) is named
@@ -147,3 +166,8 @@ pub use sanitize::sanitize;
 pub use system::{ConnectionTarget, DbSystem};
 
 pub use sqlx;
+
+/// The README's examples, compiled as doctests so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

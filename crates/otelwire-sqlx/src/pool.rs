@@ -184,7 +184,8 @@ where
         (&*self.pool).prepare_with(sql, parameters)
     }
 
-    #[cfg(feature = "offline")]
+    // Required by sqlx-core's `offline` feature, which this crate always
+    // turns on (sqlx's `macros` does too): see Cargo.toml.
     fn describe<'e>(
         self,
         sql: SqlStr,
