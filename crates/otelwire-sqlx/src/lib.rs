@@ -15,8 +15,8 @@
 //!
 //! | Feature | Default | What it adds |
 //! |---|---|---|
-//! | `sqlite` | off | [`DbSystem`] for [`sqlx::Sqlite`] (`db.system.name = "sqlite"`); sqlx's `sqlite` |
-//! | `postgres` | off | [`DbSystem`] for [`sqlx::Postgres`] (`db.system.name = "postgresql"`, `server.address`, `server.port`); sqlx's `postgres` |
+//! | `sqlite` | off | [`DbSystem`] for `sqlx::Sqlite` (`db.system.name = "sqlite"`); sqlx's `sqlite` |
+//! | `postgres` | off | [`DbSystem`] for `sqlx::Postgres` (`db.system.name = "postgresql"`, `server.address`, `server.port`); sqlx's `postgres` |
 //! | `offline` | off | nothing any more; kept so manifests that name it still build |
 //!
 //! sqlx's own features are yours to choose, its defaults included: sqlx's

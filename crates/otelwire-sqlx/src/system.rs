@@ -13,8 +13,8 @@ pub struct ConnectionTarget {
 }
 
 /// A sqlx database the instrumentation can name: `db.system.name` and the
-/// connection target. Implemented for [`sqlx::Sqlite`] and
-/// [`sqlx::Postgres`] (features `sqlite` and `postgres`, both off by default: turn on the
+/// connection target. Implemented for `sqlx::Sqlite` and
+/// `sqlx::Postgres` (features `sqlite` and `postgres`, both off by default: turn on the
 /// one the service uses).
 pub trait DbSystem: sqlx::Database {
     /// `db.system.name`, for example `postgresql`.
