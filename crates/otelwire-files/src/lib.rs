@@ -46,7 +46,7 @@
 //! | `app.jsonl` | every event at INFO and above | 500 MB, daily | 30 days | lossy |
 //! | `metrics.jsonl` | events with a metric field: a field named `metric` or `metric.*` ([`is_metric_field`]), such as `info!(metric.name = "orders", metric.value = 3)` | 100 MB, daily | 7 days | lossy |
 //! | `alerts.jsonl` | WARN and ERROR | 100 MB, daily | 90 days | lossy |
-//! | `audit.jsonl` | audit and security events only: target `otelwire::audit` or `otelwire::security`, or a field `event.category` equal to `audit` or `security` ([`Filter::audit`]); never diagnostics, not even otelwire's own | 1 GB, daily | 365 days | lossless |
+//! | `audit.jsonl` | audit and security events only: target `otelwire::audit` or `otelwire::security`, or a field `event.category` equal to `audit` or `security` ([`Filter::audit`]); never diagnostics, not even otelwire's own | 1 GB, daily | 365 days | lossless, synced per batch |
 //!
 //! Every line is the console's JSON line ([`otelwire::LineFormatter`]),
 //! with `trace_id` and `span_id` inside spans, and fields named like secrets
@@ -73,7 +73,8 @@
 //! | `OTELWIRE_LOG_<NAME>_MAX_FILES` | `0` (no limit) | rotated files kept; the oldest beyond are deleted |
 //! | `OTELWIRE_LOG_<NAME>_MAX_AGE` | `30d`, `7d`, `90d`, `365d` | rotated files older than this are deleted; `d`, `h`, `m`, `s`, `ms`, bare milliseconds; `0`: never |
 //! | `OTELWIRE_LOG_<NAME>_COMPRESS` | `true` | gzip rotated files |
-//! | `OTELWIRE_LOG_<NAME>_MODE` | `lossless` for AUDIT, `lossy` otherwise | full buffer: `lossy` drops and counts, `lossless` makes the emitting thread wait |
+//! | `OTELWIRE_LOG_<NAME>_MODE` | `lossless` for AUDIT, `lossy` otherwise | full buffer or failed write: `lossy` drops and counts; `lossless` keeps the lines, retries the write and makes the emitting thread wait once the buffer is full |
+//! | `OTELWIRE_LOG_<NAME>_SYNC` | `batch` for AUDIT, `none` otherwise | `batch`: `fsync` after each batch of lines written; `none`: the operating system decides (flush and shutdown sync anyway) |
 //! | `OTELWIRE_LOG_<NAME>_BUFFER` | `16384` | lines waiting for the sink's writer thread |
 //!
 //! # How it works
@@ -96,12 +97,40 @@
 //!   [`ManualClock`] instead of waiting.
 //! - Failures: a directory that cannot be created, or a file that cannot be
 //!   opened for writing, is an [`otelwire::InitError::Io`] naming the path.
-//!   At run time a failed write (a full disk) drops the lines concerned,
-//!   counts them and the failure, and warns (target `otelwire::files`) at
-//!   most once a minute per file; the service keeps running. Each sink's
-//!   counts are in `telemetry.health().components` (`file app.jsonl`, …).
-//! - [`Telemetry::shutdown`](otelwire::Telemetry::shutdown) flushes the
-//!   files after the pipelines' last lines.
+//!   At run time a failed write (a full disk, an I/O error) is counted and
+//!   warned about (target `otelwire::files`) at most once a minute per file,
+//!   and the service keeps running. Then a lossy sink drops the lines
+//!   concerned and counts them. A lossless sink (`audit.jsonl`) keeps them:
+//!   it cuts a torn line back (or, if the disk refuses, writes only the rest
+//!   later, so no line is written twice), retries after 10 ms, 20 ms, … up
+//!   to 1 s, and takes no new line meanwhile, so memory stays bounded (the
+//!   `BUFFER` lines and one 64 KiB batch); once its buffer is full, the
+//!   threads that log to it wait (counted in `blocked`) until the disk
+//!   works again. Each sink's counts and last error (with the file's name,
+//!   not its directory) are in `telemetry.health().components` (`file
+//!   app.jsonl`, …) and at `/health/logs` (`otelwire_axum::health_router`).
+//! - Durability: a sink with `SYNC=batch` (`audit.jsonl`) calls `fsync`
+//!   after each batch it writes (the lines found waiting, at most 64 KiB),
+//!   so a crash or power cut loses at most the batch being written; the cost
+//!   is in `cargo bench -p otelwire-files --bench throughput`.
+//! - [`Telemetry::shutdown`](otelwire::Telemetry::shutdown) flushes and
+//!   syncs the files first, each sink on its own thread, within
+//!   `OTELWIRE_SHUTDOWN_TIMEOUT` of their own; only then do the exporters
+//!   get theirs, so a collector that hangs cannot take the files' time. The
+//!   pipelines' last lines (the shutdown summary) are flushed after them.
+//! - What "never lost" means for `audit.jsonl`, as tested
+//!   (`tests/durability.rs`, `tests/shutdown.rs`): every audit event that
+//!   `RUST_LOG` lets through is in the file, whole, once and in order,
+//!   across write errors that end (a disk that fails for a while, or fills
+//!   in the middle of a line, then recovers) and across a shutdown with a
+//!   collector that never answers; it is on disk when the batch after it is
+//!   written. Not covered: a disk that never recovers before the process
+//!   exits (the lines still held are lost, and the health report says so),
+//!   `kill -9` (the lines not yet written), a power cut between a write and
+//!   its `fsync`, or a process that exits without `shutdown` (or dropping
+//!   the guard).
+//! - Tests can make the disk fail and recover with [`FlakyDisk`] (or a
+//!   [`Faults`] of their own) through [`Files::faults`].
 //!
 //! Why not file-rotate or logroller: both rotate by size *or* time, not
 //! both; neither takes a clock, so time rotation and age retention cannot

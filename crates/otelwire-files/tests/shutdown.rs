@@ -13,11 +13,13 @@ const LINES: u64 = 5_000;
 const DEADLINE: Duration = Duration::from_secs(2);
 
 /// A service exporting to `collector` (which hangs), with the default files
-/// in `dir`, whose audit file's disk fails for a moment as shutdown starts.
+/// in `dir`, whose audit file's disk fails for a moment as shutdown starts;
+/// `sync` is `OTELWIRE_LOG_AUDIT_SYNC`.
 fn service(
     collector: &Collector,
     protocol: Protocol,
     dir: &std::path::Path,
+    sync: Option<&'static str>,
 ) -> (Telemetry, FlakyDisk) {
     let endpoint = match protocol {
         Protocol::Grpc => collector.grpc_endpoint(),
@@ -25,7 +27,7 @@ fn service(
     };
     let disk = FlakyDisk::only("audit.jsonl");
     let telemetry = otelwire::builder()
-        .env_source(|_| None)
+        .env_source(move |k| (k == "OTELWIRE_LOG_AUDIT_SYNC").then_some(sync?.to_owned()))
         .service_name("shutdown")
         .endpoint(endpoint)
         .protocol(protocol)
@@ -80,7 +82,7 @@ async fn a_hung_collector_keeps_no_audit_line_out_of_the_file_over_grpc() {
     let collector = Collector::start().unwrap();
     collector.set_mode(Mode::Hang);
     let dir = tempfile::tempdir().unwrap();
-    let (telemetry, disk) = service(&collector, Protocol::Grpc, dir.path());
+    let (telemetry, disk) = service(&collector, Protocol::Grpc, dir.path(), None);
     emit(&telemetry, &disk);
     let started = Instant::now();
     let report = telemetry.shutdown().await;
@@ -98,7 +100,8 @@ fn a_hung_collector_keeps_no_audit_line_out_of_the_file_over_http() {
     let collector = Collector::start().unwrap();
     collector.set_mode(Mode::Hang);
     let dir = tempfile::tempdir().unwrap();
-    let (telemetry, disk) = service(&collector, Protocol::HttpProtobuf, dir.path());
+    // No sync per batch: only shutdown's own flush syncs the file.
+    let (telemetry, disk) = service(&collector, Protocol::HttpProtobuf, dir.path(), Some("none"));
     emit(&telemetry, &disk);
     let started = Instant::now();
     let report = telemetry.shutdown_blocking();
@@ -109,6 +112,10 @@ fn a_hung_collector_keeps_no_audit_line_out_of_the_file_over_http() {
     let logs = report.signal(Signal::Logs);
     assert_eq!((logs.exported, logs.dropped), (0, logs.emitted), "{report}");
     assert!(disk.failed() > 0, "the disk did fail during shutdown");
+    // The exporters ran into their deadline, yet the file was synced before
+    // shutdown returned: the files went first.
+    assert!(!report.completed, "{report}");
+    assert!(disk.syncs() >= 1, "audit.jsonl synced at shutdown");
 }
 
 #[test]
@@ -116,7 +123,7 @@ fn dropping_the_guard_with_a_hung_collector_keeps_every_audit_line() {
     let collector = Collector::start().unwrap();
     collector.set_mode(Mode::Hang);
     let dir = tempfile::tempdir().unwrap();
-    let (telemetry, disk) = service(&collector, Protocol::HttpProtobuf, dir.path());
+    let (telemetry, disk) = service(&collector, Protocol::HttpProtobuf, dir.path(), None);
     emit(&telemetry, &disk);
     let started = Instant::now();
     drop(telemetry);
