@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::call::{Call, Outcome};
+use crate::call::{Call, Entered, Outcome};
 use crate::framing::Framing;
 use crate::status;
 
@@ -23,7 +23,6 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Option<B>,
         call: Option<Call>,
-        span: tracing::Span,
         framing: Framing,
     }
 
@@ -47,13 +46,9 @@ impl<B> std::fmt::Debug for ResponseBody<B> {
 impl<B> ResponseBody<B> {
     /// `inner` watched for `call` (none: passed through untouched).
     pub(crate) fn new(inner: B, call: Option<Call>) -> Self {
-        let span = call
-            .as_ref()
-            .map_or_else(tracing::Span::none, |c| c.span.clone());
         ResponseBody {
             inner: Some(inner),
             call,
-            span,
             framing: Framing::default(),
         }
     }
@@ -63,7 +58,6 @@ impl<B> ResponseBody<B> {
         ResponseBody {
             inner: None,
             call: None,
-            span: tracing::Span::none(),
             framing: Framing::default(),
         }
     }
@@ -96,21 +90,23 @@ where
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        if this.call.is_none() {
+        let Some(call) = this.call.as_ref() else {
             return inner.poll_frame(cx);
-        }
+        };
         // A streaming handler runs while its body is polled: its work and
-        // its logs belong to the RPC's span.
-        let span = this.span.clone();
-        let _enter = span.enter();
+        // its logs belong to the RPC's span. Entered by id, so that the
+        // call can end while the span is entered; its handle goes after
+        // the exit.
+        let mut entered = Entered::new(&call.span);
         let polled = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll_frame(cx))) {
             Ok(polled) => polled,
             Err(panic) => {
                 this.inner.set(None);
                 if let Some(call) = this.call.take() {
-                    call.finish(Outcome::Panic(crate::future::panic_message(&*panic)));
+                    entered.keep(
+                        call.finish_in(Outcome::Panic(crate::future::panic_message(&*panic)), true),
+                    );
                 }
-                *this.span = tracing::Span::none();
                 return Poll::Ready(Some(Ok(Frame::trailers(internal_trailers()))));
             }
         };
@@ -126,21 +122,24 @@ where
                     && let Some(call) = this.call.take()
                 {
                     let outcome = match status::from_headers(trailers) {
-                        Some(code) => Outcome::Status(code, status::message(trailers)),
+                        Some(code) => Outcome::Status(
+                            code,
+                            status::message_for(trailers, call.shared.side, code),
+                        ),
                         None => match call.status.clone() {
                             Some((code, message)) => Outcome::Status(code, message),
                             None => Outcome::Status(tonic::Code::Unknown, None),
                         },
                     };
-                    call.finish(outcome);
-                    *this.span = tracing::Span::none();
+                    entered.keep(call.finish_in(outcome, true));
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 if let Some(call) = this.call.take() {
-                    call.finish(Outcome::Transport(crate::future::error_kind(&e)));
-                    *this.span = tracing::Span::none();
+                    entered.keep(
+                        call.finish_in(Outcome::Transport(crate::future::error_kind(&e)), true),
+                    );
                 }
                 Poll::Ready(Some(Err(e)))
             }
@@ -150,8 +149,7 @@ where
                     // headers, or there was none.
                     let (code, message) =
                         call.status.take().unwrap_or((tonic::Code::Unknown, None));
-                    call.finish(Outcome::Status(code, message));
-                    *this.span = tracing::Span::none();
+                    entered.keep(call.finish_in(Outcome::Status(code, message), true));
                 }
                 Poll::Ready(None)
             }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use otelwire::opentelemetry::KeyValue;
-use otelwire::opentelemetry::metrics::Histogram;
 use otelwire::opentelemetry_semantic_conventions::attribute as semconv;
 use tonic::Code;
+use tracing::field::Value;
 
+use crate::bound::{Duration, Series};
 use crate::framing::Counts;
 use crate::status::{Side, code_name, is_server_error};
 
@@ -38,11 +38,46 @@ pub(crate) enum Outcome {
     Panic(String),
 }
 
+/// A span entered by its id rather than through a handle of its own,
+/// exited on drop. The span must stay open until then: the handle of a
+/// call ended while entered ([`Call::finish_in`]) is kept here
+/// ([`Entered::keep`]) and dropped after the exit.
+pub(crate) struct Entered {
+    entered: Option<(tracing::Id, tracing::Dispatch)>,
+    ended: Option<tracing::Span>,
+}
+
+impl Entered {
+    pub(crate) fn new(span: &tracing::Span) -> Self {
+        Entered {
+            entered: span.with_subscriber(|(id, dispatch)| {
+                dispatch.enter(id);
+                (id.clone(), dispatch.clone())
+            }),
+            ended: None,
+        }
+    }
+
+    /// Drops `span` only after the exit.
+    pub(crate) fn keep(&mut self, span: tracing::Span) {
+        self.ended = Some(span);
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        if let Some((id, dispatch)) = &self.entered {
+            dispatch.exit(id);
+        }
+        // `ended` drops after this, closing the span once exited.
+    }
+}
+
 /// What is shared by every RPC of one layer.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) side: Side,
-    pub(crate) duration: Histogram<f64>,
+    pub(crate) duration: Duration,
     pub(crate) completion_log: bool,
 }
 
@@ -51,8 +86,8 @@ pub(crate) struct Call {
     pub(crate) shared: Arc<Shared>,
     pub(crate) span: tracing::Span,
     pub(crate) started: Instant,
-    /// The metric attributes known at the start (system, method, server).
-    pub(crate) attributes: Vec<KeyValue>,
+    /// The duration's series, as far as the start knows it (method, server).
+    pub(crate) series: Series,
     pub(crate) counts: Arc<Counts>,
     /// The status, once headers or trailers have told it.
     pub(crate) status: Option<(Code, Option<String>)>,
@@ -79,11 +114,19 @@ impl Call {
 
     /// Records the outcome; the span ends when its last handle goes.
     pub(crate) fn finish(self, outcome: Outcome) {
+        drop(self.finish_in(outcome, false));
+    }
+
+    /// [`finish`](Self::finish), from inside the call's span when `entered`
+    /// (then the log event needs no second enter); returns the span's
+    /// handle, to be dropped once the span is exited.
+    #[must_use]
+    pub(crate) fn finish_in(self, outcome: Outcome, entered: bool) -> tracing::Span {
         let Call {
             shared,
             span,
             started,
-            mut attributes,
+            series,
             counts,
             status: _,
         } = self;
@@ -104,24 +147,15 @@ impl Call {
             Outcome::Panic(msg) => (Code::Internal, None, Some("panic"), Some(msg)),
         };
         let name = code_name(code);
-        span.record(semconv::RPC_RESPONSE_STATUS_CODE, name);
-        span.record(
-            REQUEST_MESSAGES,
+        record_outcome(
+            &span,
+            name,
             counts.requests.load(Ordering::Relaxed) as i64,
-        );
-        span.record(
-            RESPONSE_MESSAGES,
             counts.responses.load(Ordering::Relaxed) as i64,
+            error_type.map(|e| (e, message.as_deref())),
         );
-        if let Some(e) = error_type {
-            span.record("otel.status_code", "error");
-            span.record(semconv::ERROR_TYPE, e);
-            if let Some(m) = &message {
-                span.record(STATUS_MESSAGE, m.as_str());
-            }
-        }
 
-        let _enter = span.enter();
+        let _enter = (!entered).then(|| span.enter());
         if let Some(msg) = &panic {
             tracing::error!(
                 exception.message = %msg,
@@ -156,17 +190,54 @@ impl Call {
         // A server does not know the methods it routes: an UNIMPLEMENTED
         // answer means the path is no method of it, and a scanner's random
         // paths must not each make a series.
-        if side == Side::Server && code == Code::Unimplemented {
-            for kv in &mut attributes {
-                if kv.key.as_str() == semconv::RPC_METHOD {
-                    *kv = KeyValue::new(semconv::RPC_METHOD, "_OTHER");
-                }
-            }
-        }
-        attributes.push(KeyValue::new(semconv::RPC_RESPONSE_STATUS_CODE, name));
-        if let Some(e) = error_type {
-            attributes.push(KeyValue::new(semconv::ERROR_TYPE, e));
-        }
-        shared.duration.record(elapsed.as_secs_f64(), &attributes);
+        let other = side == Side::Server && code == Code::Unimplemented;
+        shared
+            .duration
+            .record(series, elapsed.as_secs_f64(), other, code, error_type);
+        span
     }
+}
+
+/// The outcome's span fields, in one record (one pass through the
+/// subscriber's layers rather than one per field): the status name, the
+/// message counts and, on failure, the error and its `grpc-message`.
+fn record_outcome(
+    span: &tracing::Span,
+    name: &'static str,
+    requests: i64,
+    responses: i64,
+    error: Option<(&'static str, Option<&str>)>,
+) {
+    let Some(meta) = span.metadata() else { return };
+    let fields = meta.fields();
+    let (
+        Some(status),
+        Some(req),
+        Some(resp),
+        Some(otel_status),
+        Some(error_type),
+        Some(status_message),
+    ) = (
+        fields.field(semconv::RPC_RESPONSE_STATUS_CODE),
+        fields.field(REQUEST_MESSAGES),
+        fields.field(RESPONSE_MESSAGES),
+        fields.field("otel.status_code"),
+        fields.field(semconv::ERROR_TYPE),
+        fields.field(STATUS_MESSAGE),
+    )
+    else {
+        return;
+    };
+    let (failed, kind, message) = match error {
+        Some((kind, message)) => (Some("error"), Some(kind), message),
+        None => (None, None, None),
+    };
+    span.record_all(&fields.value_set(&[
+        (&status, Some(&name as &dyn Value)),
+        (&req, Some(&requests as &dyn Value)),
+        (&resp, Some(&responses as &dyn Value)),
+        (&otel_status, failed.as_ref().map(|v| v as &dyn Value)),
+        (&error_type, kind.as_ref().map(|v| v as &dyn Value)),
+        (&status_message, message.as_ref().map(|v| v as &dyn Value)),
+    ]));
 }

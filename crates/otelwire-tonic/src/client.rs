@@ -7,10 +7,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderName, Request, Response};
+use otelwire::opentelemetry::global;
 use otelwire::opentelemetry::metrics::Meter;
 use otelwire::opentelemetry::propagation::TextMapPropagator;
-use otelwire::opentelemetry::{KeyValue, global};
-use otelwire::opentelemetry_http::HeaderInjector;
 use otelwire::opentelemetry_semantic_conventions::{attribute as semconv, metric};
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing::field::Empty;
@@ -37,11 +36,11 @@ struct Config {
 fn shared(meter: &Meter, completion_log: bool) -> Arc<Shared> {
     Arc::new(Shared {
         side: Side::Client,
-        duration: crate::duration_histogram(
+        duration: crate::bound::Duration::new(crate::duration_histogram(
             meter,
             metric::RPC_CLIENT_CALL_DURATION,
             "Duration of RPCs made by the client.",
-        ),
+        )),
         completion_log,
     })
 }
@@ -210,22 +209,16 @@ where
             &config.request_metadata,
             req.headers(),
         );
-        let mut attributes = vec![
-            KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc"),
-            KeyValue::new(semconv::RPC_METHOD, method.name().to_owned()),
-        ];
-        if let Some(h) = host {
-            attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, h.to_owned()));
-        }
-        if let Some(p) = port {
-            attributes.push(KeyValue::new(semconv::SERVER_PORT, p));
-        }
+        let series = config
+            .shared
+            .duration
+            .series(method.name(), host.map(|h| (h, port)));
 
         let counts = Arc::new(Counts::default());
         let mut req = req.map(|b| tonic::body::Body::new(CountedBody::new(b, counts.clone())));
         // Inject the client span's own context: the server's span is its child.
         let cx = span.context();
-        let mut injector = HeaderInjector(req.headers_mut());
+        let mut injector = crate::injector::Headers(req.headers_mut());
         match &config.propagator {
             Some(p) => p.inject_context(&cx, &mut injector),
             None => otelwire::http::with_propagator(|p| p.inject_context(&cx, &mut injector)),
@@ -234,7 +227,7 @@ where
             shared: config.shared.clone(),
             span,
             started,
-            attributes,
+            series,
             counts,
             status: None,
         };

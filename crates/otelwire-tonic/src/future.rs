@@ -166,7 +166,9 @@ where
                     let code = status::from_headers(response.headers())
                         .or_else(|| status::from_http_status(response.status()));
                     if let Some(code) = code {
-                        call.status = Some((code, status::message(response.headers())));
+                        let message =
+                            status::message_for(response.headers(), call.shared.side, code);
+                        call.status = Some((code, message));
                     }
                     call
                 });

@@ -84,10 +84,12 @@
 //! metadata; [`inject_context`] does only that, as an interceptor.
 
 mod body;
+mod bound;
 mod call;
 mod client;
 mod framing;
 mod future;
+mod injector;
 mod interceptor;
 mod metadata;
 mod method;

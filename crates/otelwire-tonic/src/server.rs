@@ -55,11 +55,11 @@ impl Config {
 fn shared(meter: &Meter, completion_log: bool) -> Arc<Shared> {
     Arc::new(Shared {
         side: Side::Server,
-        duration: crate::duration_histogram(
+        duration: crate::bound::Duration::new(crate::duration_histogram(
             meter,
             metric::RPC_SERVER_CALL_DURATION,
             "Duration of RPCs handled by the server.",
-        ),
+        )),
         completion_log,
     })
 }
@@ -195,6 +195,49 @@ fn authority<B>(req: &Request<B>) -> (Option<&str>, Option<i64>) {
     crate::split_authority(authority)
 }
 
+/// `network.peer.address`: an IPv4 address written on the stack (the
+/// common case, with no formatting machinery or allocation), any other as
+/// `Display` writes it.
+enum PeerAddress {
+    V4([u8; 15], usize),
+    Other(String),
+}
+
+impl PeerAddress {
+    fn new(ip: std::net::IpAddr) -> Self {
+        let std::net::IpAddr::V4(v4) = ip else {
+            return PeerAddress::Other(ip.to_string());
+        };
+        let mut buf = [0u8; 15];
+        let mut len = 0;
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                buf[len] = b'.';
+                len += 1;
+            }
+            if octet >= 100 {
+                buf[len] = b'0' + octet / 100;
+                len += 1;
+            }
+            if octet >= 10 {
+                buf[len] = b'0' + octet / 10 % 10;
+                len += 1;
+            }
+            buf[len] = b'0' + octet % 10;
+            len += 1;
+        }
+        PeerAddress::V4(buf, len)
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Digits and dots only.
+            PeerAddress::V4(buf, len) => std::str::from_utf8(&buf[..*len]).unwrap_or_default(),
+            PeerAddress::Other(s) => s,
+        }
+    }
+}
+
 impl<S, B, ResB> tower::Service<Request<B>> for OtelServer<S>
 where
     S: tower::Service<Request<tonic::body::Body>, Response = Response<ResB>>
@@ -231,6 +274,7 @@ where
             .extensions()
             .get::<tonic::transport::server::TcpConnectInfo>()
             .and_then(|c| c.remote_addr());
+        let peer_address = peer.map(|p| PeerAddress::new(p.ip()));
         let span = tracing::info_span!(
             "gRPC request",
             otel.name = method.span_name(),
@@ -243,7 +287,7 @@ where
             { semconv::ERROR_TYPE } = Empty,
             { semconv::SERVER_ADDRESS } = host,
             { semconv::SERVER_PORT } = port,
-            { semconv::NETWORK_PEER_ADDRESS } = peer.map(|p| p.ip().to_string()),
+            { semconv::NETWORK_PEER_ADDRESS } = peer_address.as_ref().map(PeerAddress::as_str),
             { semconv::NETWORK_PEER_PORT } = peer.map(|p| i64::from(p.port())),
             { otelwire::REQUEST_ID_FIELD } = request_id.to_str().ok(),
             { REQUEST_MESSAGES } = Empty,
@@ -270,10 +314,7 @@ where
         }
         let _ = span.set_parent(parent);
 
-        let attributes = vec![
-            KeyValue::new(semconv::RPC_SYSTEM_NAME, "grpc"),
-            KeyValue::new(semconv::RPC_METHOD, method.name().to_owned()),
-        ];
+        let series = config.shared.duration.series(method.name(), None);
         let counts = Arc::new(Counts::default());
         let mut req = req.map(|b| tonic::body::Body::new(CountedBody::new(b, counts.clone())));
         req.headers_mut()
@@ -282,7 +323,7 @@ where
             shared: config.shared.clone(),
             span,
             started,
-            attributes,
+            series,
             counts,
             status: None,
         };
@@ -291,5 +332,35 @@ where
             capture: config.response_metadata.clone(),
         };
         ResponseFuture::new(Some(call), on_response, move || inner.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses_read_as_display_writes_them() {
+        let ips: Vec<std::net::IpAddr> = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "192.168.1.100",
+            "9.99.100.199",
+            "::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::8a2e:370:7334",
+        ]
+        .into_iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        for ip in ips {
+            assert_eq!(PeerAddress::new(ip).as_str(), ip.to_string());
+        }
+        for n in 0..=255u8 {
+            let ip = std::net::IpAddr::from([n, n / 3, n / 7, 255 - n]);
+            assert_eq!(PeerAddress::new(ip).as_str(), ip.to_string());
+        }
     }
 }

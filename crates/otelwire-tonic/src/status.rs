@@ -1,8 +1,13 @@
 //! gRPC status codes: their names, where a response carries them, and which
 //! of them are errors for a server and for a client.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use tonic::Code;
+
+/// `grpc-status`, looked up without parsing the name per response.
+pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+/// `grpc-message`.
+pub(crate) const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// Which end of an RPC a span describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +77,7 @@ pub fn is_server_error(code: Code) -> bool {
 /// trailers; a value that is not a code reads as `UNKNOWN`.
 pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Code> {
     headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .map(|v| Code::from_bytes(v.as_bytes()))
 }
 
@@ -90,12 +95,22 @@ pub(crate) fn from_http_status(status: http::StatusCode) -> Option<Code> {
     })
 }
 
+/// `grpc-message` when `side` records it: only for the codes that are
+/// errors there (the span's status message is recorded on failures only).
+pub(crate) fn message_for(headers: &HeaderMap, side: Side, code: Code) -> Option<String> {
+    if side.is_error(code) {
+        message(headers)
+    } else {
+        None
+    }
+}
+
 /// Longest `grpc-message` recorded, in characters.
 pub(crate) const MAX_MESSAGE_CHARS: usize = 256;
 
 /// `grpc-message`, percent-decoded and cut to [`MAX_MESSAGE_CHARS`].
 pub(crate) fn message(headers: &HeaderMap) -> Option<String> {
-    let raw = headers.get("grpc-message")?.as_bytes();
+    let raw = headers.get(&GRPC_MESSAGE)?.as_bytes();
     if raw.is_empty() {
         return None;
     }
