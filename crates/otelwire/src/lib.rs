@@ -272,6 +272,11 @@ pub use tracing_opentelemetry;
 pub use tracing_subscriber;
 
 use config::{CodeSettings, EnvSource, Resolved};
+
+/// The examples of the logging guide, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/logging-guide.md")]
+pub struct LoggingGuide;
 use health::Pipeline;
 use local::LocalLayer;
 

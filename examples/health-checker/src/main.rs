@@ -1,4 +1,4 @@
-//! Run with `cargo run -p health-checker` (listens on `PORT`, default 8082; checks from the TOML file `HEALTH_CHECKER_CONFIG`, else orders-api at `ORDERS_API_URL` and inventory at `INVENTORY_URL`).
+//! Run with `cargo run -p health-checker` (listens on `PORT`, default 8082; checks from the TOML file `HEALTH_CHECKER_CONFIG`, else orders-api at `ORDERS_API_URL` and inventory at `INVENTORY_URL`; `OTELWIRE_ADMIN_TOKEN` mounts `/admin/log-level`).
 
 use std::process::ExitCode;
 
@@ -40,6 +40,16 @@ async fn main() -> ExitCode {
     tracing::info!(port = %port, checks = %names.join(","), "health-checker listening");
     let handle = health_checker::spawn(&telemetry, config);
     let app = health_checker::router(&telemetry, &handle);
+    // `GET`/`PUT /admin/log-level` (the log filter, live) only when a token is set.
+    let app = match otelwire_axum::AdminToken::from_env("OTELWIRE_ADMIN_TOKEN") {
+        Some(token) => app.merge(otelwire_axum::admin_router(
+            telemetry.filter_handle(),
+            token,
+        )),
+        None => app,
+    };
+    // The client address: in the server spans, and in the admin audit events.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;

@@ -1,4 +1,4 @@
-//! Run with `cargo run -p inventory` (listens on `HOST`, default 0.0.0.0, port `PORT`, default 8081; 0 picks a free port).
+//! Run with `cargo run -p inventory` (listens on `HOST`, default 0.0.0.0, port `PORT`, default 8081; 0 picks a free port; `OTELWIRE_ADMIN_TOKEN` mounts `/admin/log-level`).
 
 use std::process::ExitCode;
 
@@ -40,6 +40,14 @@ async fn main() -> ExitCode {
         .map_or_else(|_| format!("{host}:{port}"), |a| a.to_string());
     tracing::info!(addr = %addr, "inventory listening");
     let router = inventory::router(&telemetry, config);
+    // `GET`/`PUT /admin/log-level` (the log filter, live) only when a token is set.
+    let router = match otelwire_axum::AdminToken::from_env("OTELWIRE_ADMIN_TOKEN") {
+        Some(token) => router.merge(otelwire_axum::admin_router(
+            telemetry.filter_handle(),
+            token,
+        )),
+        None => router,
+    };
     let result = inventory::serve(listener, router, inventory::shutdown_signal()).await;
     telemetry.shutdown().await;
     match result {
