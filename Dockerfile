@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 #
 # The example services, for docker-compose.yml: one build stage compiles all
-# three binaries once, and each service is a small runtime image of its own:
+# four binaries once, and each service is a small runtime image of its own:
 #
 #   docker build --target inventory -t otelwire-inventory .
+#   docker build --target pricing -t otelwire-pricing .
 #   docker build --target orders-api -t otelwire-orders-api .
 #   docker build --target health-checker -t otelwire-health-checker .
 
@@ -15,9 +16,10 @@ COPY . .
 # builds, so a rebuild after an edit recompiles only what changed.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p inventory -p orders-api -p health-checker \
+    cargo build --release --locked -p inventory -p pricing -p orders-api -p health-checker \
  && mkdir -p /out \
- && cp target/release/inventory target/release/orders-api target/release/health-checker /out/
+ && cp target/release/inventory target/release/pricing target/release/orders-api \
+       target/release/health-checker /out/
 
 # ---- runtime ---------------------------------------------------------------
 FROM debian:trixie-slim AS runtime
@@ -34,6 +36,11 @@ FROM runtime AS inventory
 COPY --from=build /out/inventory /usr/local/bin/inventory
 EXPOSE 8081
 ENTRYPOINT ["/usr/local/bin/inventory"]
+
+FROM runtime AS pricing
+COPY --from=build /out/pricing /usr/local/bin/pricing
+EXPOSE 50051
+ENTRYPOINT ["/usr/local/bin/pricing"]
 
 FROM runtime AS orders-api
 COPY --from=build /out/orders-api /usr/local/bin/orders-api

@@ -15,7 +15,7 @@ use otelwire::{LogFormat, Protocol, Signal, Telemetry};
 use otelwire_test::{Collector, LogRecord, PointValue};
 
 mod common;
-use common::{demo_token, run};
+use common::{demo_token, run, run_pricing};
 
 const WAIT: Duration = Duration::from_secs(10);
 const WRONG_PASSWORD: &str = "wrong-password-5150";
@@ -97,11 +97,15 @@ async fn logins_and_tokens(database_url: Option<String>) {
         pipeline("inventory", &collector, &Console::default()),
         async |t| inventory::router(t, inventory::Config::default()),
     );
-    let inventory_url = format!("http://{inv}");
+    let (prices, stop_pricing) = run_pricing(
+        pipeline("pricing", &collector, &Console::default()),
+        pricing::Config::default(),
+    );
+    let upstreams = orders_api::Upstreams::new(format!("http://{inv}"), format!("http://{prices}"));
     let (ord, stop_orders) = run(
         pipeline("orders-api", &collector, &console),
         async move |t| {
-            orders_api::app(t, &inventory_url, database_url.as_deref())
+            orders_api::app(t, &upstreams, database_url.as_deref())
                 .await
                 .unwrap()
         },
@@ -284,9 +288,10 @@ async fn logins_and_tokens(database_url: Option<String>) {
         .await
         .unwrap();
 
-    let (orders_report, inventory_report) = (stop_orders(), stop_inventory());
-    assert_eq!(orders_report.dropped(), 0, "{orders_report}");
-    assert_eq!(inventory_report.dropped(), 0, "{inventory_report}");
+    let reports = [stop_orders(), stop_pricing(), stop_inventory()];
+    for report in &reports {
+        assert_eq!(report.dropped(), 0, "{report}");
+    }
 
     // No password, token or clear address anywhere.
     let everything = format!(

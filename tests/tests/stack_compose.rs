@@ -449,7 +449,7 @@ fn prom_cmd_has_listen_address(prometheus: &Value) -> bool {
 fn compose_sends_the_example_services_telemetry_to_the_collector() {
     let compose = yaml(COMPOSE);
     let config = CollectorConfig::read("otel-collector/config.yaml");
-    for name in ["inventory", "orders-api", "health-checker"] {
+    for name in ["inventory", "pricing", "orders-api", "health-checker"] {
         let svc = service(&compose, name);
         let endpoint = env_var(svc, "OTEL_EXPORTER_OTLP_ENDPOINT")
             .unwrap_or_else(|| panic!("{name}: no OTEL_EXPORTER_OTLP_ENDPOINT"));
@@ -464,10 +464,19 @@ fn compose_sends_the_example_services_telemetry_to_the_collector() {
             "{name} publishes its PORT"
         );
     }
-    let inventory_port = env_var(service(&compose, "inventory"), "PORT");
+    for (upstream, variable) in [("inventory", "INVENTORY_URL"), ("pricing", "PRICING_URL")] {
+        let port = env_var(service(&compose, upstream), "PORT");
+        assert_eq!(
+            env_var(service(&compose, "orders-api"), variable),
+            port.map(|p| format!("http://{upstream}:{p}")),
+            "orders-api's {variable}"
+        );
+    }
+    // pricing listens on every interface of its container, not only on its
+    // default, 127.0.0.1, which no other container can reach.
     assert_eq!(
-        env_var(service(&compose, "orders-api"), "INVENTORY_URL"),
-        inventory_port.map(|p| format!("http://inventory:{p}"))
+        env_var(service(&compose, "pricing"), "HOST").as_deref(),
+        Some("0.0.0.0")
     );
     // The health-checker reads its checks from the file mounted for it, and
     // they name compose hosts.

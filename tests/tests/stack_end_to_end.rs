@@ -1,7 +1,8 @@
 //! The single-collector stack, run for real: `stack/local/run` starts the
 //! collector (`otel-collector/config.yaml`) and Prometheus 3
 //! (`stack/prometheus/`); inventory and health-checker export to it over
-//! OTLP/HTTP, orders-api over OTLP/gRPC, while traffic runs. Loki and Tempo
+//! OTLP/HTTP, orders-api and pricing (which orders-api calls over gRPC)
+//! over OTLP/gRPC, while traffic runs. Loki and Tempo
 //! cannot be built here (docs/stack.md), so two otelwire-test collectors take
 //! their place at the endpoints the collector exports logs and traces to.
 //! Then, through Prometheus's own HTTP API: the RED series, the span-metrics
@@ -20,7 +21,7 @@ use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 
 mod common;
-use common::run;
+use common::{run, run_pricing};
 
 fn pipeline(name: &str, endpoint: &str, protocol: Protocol) -> Telemetry {
     otelwire::builder()
@@ -289,11 +290,18 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
         pipeline("inventory", otlp_http, Protocol::HttpProtobuf),
         async move |t| inventory::router(t, failing),
     );
+    let (prices, stop_pricing) = run_pricing(
+        pipeline("pricing", otlp_grpc, Protocol::Grpc),
+        pricing::Config {
+            failing_skus: vec!["lever".into()],
+            ..Default::default()
+        },
+    );
     let inventory_url = format!("http://{inv}");
-    let url = inventory_url.clone();
+    let upstreams = orders_api::Upstreams::new(&inventory_url, format!("http://{prices}"));
     let (ord, stop_orders) = run(
         pipeline("orders-api", otlp_grpc, Protocol::Grpc),
-        async move |t| orders_api::app(t, &url, None).await.unwrap(),
+        async move |t| orders_api::app(t, &upstreams, None).await.unwrap(),
     );
     let fast = |c: health_checker::CheckConfig| {
         c.interval(Duration::from_millis(500))
@@ -307,16 +315,17 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
         config,
     );
 
-    // Traffic for 20 s: orders that succeed, unknown items (404) and a
-    // failing item (502 from orders-api, 503 from inventory), mostly the
-    // failing one, so that the error-ratio alert must fire.
+    // Traffic for 20 s: orders that succeed, unknown items (404), a failing
+    // item (502 from orders-api, 503 from inventory), mostly the failing
+    // one, so that the error-ratio alert must fire, and a failing quote (502
+    // from orders-api, UNAVAILABLE from pricing).
     let client = reqwest::Client::new();
     let base = format!("http://{ord}");
     let token = common::demo_token(&client, &base).await;
     let mut statuses = BTreeSet::new();
     let until = std::time::Instant::now() + Duration::from_secs(20);
     while std::time::Instant::now() < until {
-        for sku in ["widget", "unicorn", "gizmo", "gizmo", "gizmo"] {
+        for sku in ["widget", "unicorn", "gizmo", "gizmo", "gizmo", "lever"] {
             let r = client
                 .post(format!("{base}/orders"))
                 .bearer_auth(&token)
@@ -372,6 +381,13 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
         "the order's trace has its database span: {:?}",
         trace.iter().map(|s| &s.name).collect::<Vec<_>>()
     );
+    assert!(
+        trace.iter().any(|s| s.kind == SpanKind::Server
+            && s.resource.get_str("service.name") == Some("pricing")
+            && s.name == "pricing.v1.Pricing/Quote"),
+        "the order's trace has pricing's server span: {:?}",
+        trace.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
 
     // Loki's place: that request's log lines, from orders-api.
     loki.wait_for_logs_blocking(
@@ -390,6 +406,9 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
         r#"http_server_request_duration_seconds_bucket{http_route="/orders", service_name="orders-api"}"#,
         r#"traces_span_metrics_calls_total{service_name="orders-api"}"#,
         r#"traces_service_graph_request_total{client="orders-api", server="inventory"}"#,
+        r#"traces_service_graph_request_total{client="orders-api", server="pricing"}"#,
+        r#"rpc_server_call_duration_seconds_count{service_name="pricing", rpc_method="pricing.v1.Pricing/Quote", rpc_response_status_code="UNAVAILABLE"}"#,
+        r#"rpc_client_call_duration_seconds_bucket{service_name="orders-api", rpc_method="pricing.v1.Pricing/Quote"}"#,
         r#"otelcol_exporter_sent_spans_total{job="otel-collector"}"#,
         r#"otelwire_telemetry_exported_total{service_name="inventory"}"#,
         r#"health_score{service_name="health-checker"}"#,
@@ -451,7 +470,12 @@ async fn demo_services_through_the_real_collector_reach_every_backend() {
         }
     });
 
-    for report in [stop_checker(), stop_orders(), stop_inventory()] {
+    for report in [
+        stop_checker(),
+        stop_orders(),
+        stop_pricing(),
+        stop_inventory(),
+    ] {
         assert_eq!(report.dropped(), 0, "{report}");
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -2,17 +2,21 @@
 //!
 //! With no collector configured, an `otelwire-test` collector runs
 //! in-process as the embedded default. The demo starts `inventory`,
-//! `orders-api` and the `health-checker` worker pointed at both (each with
-//! its own telemetry pipeline and service name), logs in to orders-api as
-//! the demo user (`demo@example.com` / `demo-password`, demo only) and
-//! drives traffic for about ten seconds (`DEMO_DURATION_SECS`) — orders
-//! that succeed, an unknown item (404), a slow lookup, a failing one, an
-//! order without a token (401) and one by a user who may not order (403) —
-//! asks the health-checker for its `/health`, then prints what the
-//! collector received: per service the spans, log records and metric
-//! series, the security events, one trace as an indented tree crossing both
-//! services (with its database queries), and one health-checker run as a
-//! tree. orders-api keeps its orders in an in-memory SQLite database.
+//! `pricing` (gRPC), `orders-api` (which calls both) and the
+//! `health-checker` worker pointed at the HTTP services (each with its own
+//! telemetry pipeline and service name), logs in to orders-api as the demo
+//! user (`demo@example.com` / `demo-password`, demo only) and drives
+//! traffic for about ten seconds (`DEMO_DURATION_SECS`) — orders that
+//! succeed, an unknown item (404), a slow stock lookup with a slow quote, a
+//! failing stock lookup, a failing quote, an order without a token (401) and
+//! one by a user who may not order (403) — asks the health-checker for its
+//! `/health`, then prints what the collector received: per service the
+//! spans, log records and metric series, the security events, one trace as
+//! an indented tree crossing the three services (orders-api's server span
+//! over its HTTP call to inventory and its gRPC call to pricing, each over
+//! the other service's server span, with its database queries), and one
+//! health-checker run as a tree. orders-api keeps its orders in an
+//! in-memory SQLite database.
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, telemetry goes there instead (for
 //! example the compose stack's collector) and nothing is printed about it.
@@ -53,10 +57,16 @@ fn telemetry(
     b.build()
 }
 
+/// What a service serves: HTTP routes, or the pricing gRPC service.
+enum App {
+    Http(axum::Router),
+    Pricing(pricing::Config),
+}
+
 fn start(
     name: &'static str,
     telemetry: Telemetry,
-    router: impl AsyncFnOnce(&Telemetry) -> Result<axum::Router, String> + Send + 'static,
+    app: impl AsyncFnOnce(&Telemetry) -> Result<App, String> + Send + 'static,
 ) -> std::io::Result<Service> {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -77,18 +87,25 @@ fn start(
                         return;
                     }
                 };
-                let router = match router(&telemetry).await {
-                    Ok(r) => r,
+                let app = match app(&telemetry).await {
+                    Ok(a) => a,
                     Err(e) => {
                         let _ = addr_tx.send(Err(std::io::Error::other(e)));
                         return;
                     }
                 };
                 let _ = addr_tx.send(listener.local_addr());
-                let _ = orders_api::serve(listener, router, async {
+                let stop = async {
                     let _ = stop_rx.await;
-                })
-                .await;
+                };
+                match app {
+                    App::Http(router) => {
+                        let _ = orders_api::serve(listener, router, stop).await;
+                    }
+                    App::Pricing(config) => {
+                        let _ = pricing::serve(listener, &telemetry, config, stop).await;
+                    }
+                }
             });
             drop(rt);
             drop(guard);
@@ -148,13 +165,14 @@ async fn main() -> ExitCode {
         ),
     }
 
-    let (inv_t, ord_t, hc_t) = match (
+    let (inv_t, pri_t, ord_t, hc_t) = match (
         telemetry("inventory", collector.as_ref()),
+        telemetry("pricing", collector.as_ref()),
         telemetry("orders-api", collector.as_ref()),
         telemetry("health-checker", collector.as_ref()),
     ) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
             eprintln!("demo: cannot set up telemetry: {e}");
             return ExitCode::FAILURE;
         }
@@ -165,7 +183,7 @@ async fn main() -> ExitCode {
         ..Default::default()
     };
     let inventory = match start("inventory", inv_t, async move |t| {
-        Ok(inventory::router(t, config))
+        Ok(App::Http(inventory::router(t, config)))
     }) {
         Ok(s) => s,
         Err(e) => {
@@ -173,11 +191,24 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let prices = pricing::Config {
+        slow_skus: vec!["anvil".into()],
+        failing_skus: vec!["lever".into()],
+        ..Default::default()
+    };
+    let pricing = match start("pricing", pri_t, async move |_| Ok(App::Pricing(prices))) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("demo: cannot start pricing: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let inventory_url = format!("http://{}", inventory.addr);
-    let orders_inventory_url = inventory_url.clone();
+    let upstreams = orders_api::Upstreams::new(&inventory_url, format!("http://{}", pricing.addr));
     let orders = match start("orders-api", ord_t, async move |t| {
-        orders_api::app(t, &orders_inventory_url, None)
+        orders_api::app(t, &upstreams, None)
             .await
+            .map(App::Http)
             .map_err(|e| e.to_string())
     }) {
         Ok(s) => s,
@@ -189,7 +220,7 @@ async fn main() -> ExitCode {
     let checks = demo_checks(&format!("http://{}", orders.addr), &inventory_url);
     let checker = match start("health-checker", hc_t, async move |t| {
         let handle = health_checker::spawn(t, checks);
-        Ok(health_checker::router(t, &handle))
+        Ok(App::Http(health_checker::router(t, &handle)))
     }) {
         Ok(s) => s,
         Err(e) => {
@@ -198,8 +229,8 @@ async fn main() -> ExitCode {
         }
     };
     println!(
-        "demo: inventory on http://{}, orders-api on http://{}, health-checker on http://{}; driving traffic for {seconds} s",
-        inventory.addr, orders.addr, checker.addr
+        "demo: inventory on http://{}, pricing on http://{} (gRPC), orders-api on http://{}, health-checker on http://{}; driving traffic for {seconds} s",
+        inventory.addr, pricing.addr, orders.addr, checker.addr
     );
 
     if let Err(e) = drive(
@@ -215,7 +246,7 @@ async fn main() -> ExitCode {
 
     let mut reports = Vec::new();
     // The health-checker first, so that it sees no service go away.
-    for s in [checker, orders, inventory] {
+    for s in [checker, orders, pricing, inventory] {
         let _ = s.stop.send(());
         match s.thread.join() {
             Ok(report) => reports.push((s.name, report)),
@@ -300,14 +331,15 @@ async fn drive(base: &str, duration: Duration) -> Result<(), String> {
     let token = login(&client, base, 0).await?;
     let viewer = login(&client, base, 1).await?;
     let deadline = Instant::now() + duration;
-    let script: [(&str, u32, Option<&str>, &str); 8] = [
+    let script: [(&str, u32, Option<&str>, &str); 9] = [
         ("widget", 1, Some(&token), "an order"),
         ("widget", 1, None, "no token (401)"),
         ("gadget", 2, Some(&token), "an order"),
         ("widget", 1, Some(&viewer), "a user who may not order (403)"),
         ("unicorn", 1, Some(&token), "an unknown item (404)"),
-        ("anvil", 1, Some(&token), "a slow stock lookup"),
+        ("anvil", 1, Some(&token), "slow lookup, slow quote"),
         ("gizmo", 1, Some(&token), "a failing stock lookup (502)"),
+        ("lever", 1, Some(&token), "a failing quote (502)"),
         ("gadget", 500, Some(&token), "more than in stock (409)"),
     ];
     let mut i = 0usize;
@@ -362,11 +394,12 @@ fn summarize(collector: &Collector) -> bool {
             .iter()
             .filter(|m| &service(&m.resource) == svc)
             .map(|m| {
-                let attrs: Vec<String> = m
+                let mut attrs: Vec<String> = m
                     .attributes
                     .iter()
                     .map(|(k, v)| format!("{k}={}", show(v)))
                     .collect();
+                attrs.sort();
                 format!("{}{{{}}}", m.name, attrs.join(","))
             })
             .collect();
@@ -412,7 +445,8 @@ fn summarize(collector: &Collector) -> bool {
         );
     }
 
-    // The slowest order that reached inventory: the most interesting trace.
+    // The slowest order that reached inventory and pricing: the most
+    // interesting trace.
     let mut by_trace: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
     for s in &spans {
         by_trace.entry(s.trace_id.as_str()).or_default().push(s);
@@ -421,11 +455,13 @@ fn summarize(collector: &Collector) -> bool {
         .values()
         .filter(|t| {
             let names: BTreeSet<String> = t.iter().map(|s| service(&s.resource)).collect();
-            names.contains("orders-api") && names.contains("inventory")
+            ["orders-api", "inventory", "pricing"]
+                .iter()
+                .all(|n| names.contains(*n))
         })
         .max_by_key(|t| t.iter().map(|s| s.duration_nanos()).max().unwrap_or(0));
     let Some(trace) = best else {
-        println!("\nNo trace crossed both services: something is wrong.");
+        println!("\nNo trace crossed orders-api, inventory and pricing: something is wrong.");
         return false;
     };
     println!("\nOne trace, {}:", trace[0].trace_id);
@@ -479,11 +515,19 @@ fn print_tree(
         .get_str("check.status")
         .map(|s| format!("  {s}"))
         .unwrap_or_default();
+    let kind = match span.kind {
+        otelwire_test::SpanKind::Server => "server",
+        otelwire_test::SpanKind::Client => "client",
+        otelwire_test::SpanKind::Producer => "producer",
+        otelwire_test::SpanKind::Consumer => "consumer",
+        _ => "",
+    };
     println!(
-        "{}{:<14} {:<30} {:>8.1} ms{}{}",
+        "{}{:<14} {:<30} {:<6} {:>8.1} ms{}{}",
         "  ".repeat(depth),
         service(&span.resource),
         span.name,
+        kind,
         span.duration_nanos() as f64 / 1e6,
         check,
         status

@@ -1,11 +1,12 @@
 //! The demo runs to completion, as the README's first command does, its
-//! printed trace crosses both services, and the health-checker it runs
-//! shows up with its `/health`, metrics and a run as a tree.
+//! printed trace crosses the three services, over HTTP and gRPC, and the
+//! health-checker it runs shows up with its `/health`, metrics and a run as
+//! a tree.
 
 use std::process::{Command, Stdio};
 
 #[test]
-fn the_demo_runs_and_prints_a_trace_across_both_services_and_a_health_check_run() {
+fn the_demo_runs_and_prints_a_trace_across_http_and_grpc_and_a_health_check_run() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_demo"));
     for (k, _) in std::env::vars() {
         if k.starts_with("OTEL") || k == "RUST_LOG" {
@@ -25,6 +26,23 @@ fn the_demo_runs_and_prints_a_trace_across_both_services_and_a_health_check_run(
     for expected in ["-> 201", "-> 404", "-> 502", "-> 409", "-> 401", "-> 403"] {
         assert!(stdout.contains(expected), "no {expected} in:\n{stdout}");
     }
+    let order_line = |sku: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("POST /orders {sku} ")))
+            .unwrap_or_else(|| panic!("no order for {sku} in:\n{stdout}"))
+    };
+    // The failing quote is a 502 of its own; the slow one takes the
+    // pricing service's extra 600 ms on top of the slow stock lookup.
+    assert!(order_line("lever").contains("-> 502"), "{stdout}");
+    let slow = order_line("anvil");
+    let ms: u64 = slow
+        .split(" in ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no time in {slow}"));
+    assert!(slow.contains("-> 201") && ms >= 600, "{slow}");
     // It logged in first, and the security events arrived, masked.
     assert!(
         stdout.contains("POST /login  demo@example.com     -> 200"),
@@ -46,10 +64,18 @@ fn the_demo_runs_and_prints_a_trace_across_both_services_and_a_health_check_run(
     // Per-service summary.
     assert!(stdout.contains("  inventory: "), "{stdout}");
     assert!(stdout.contains("  orders-api: "), "{stdout}");
+    assert!(stdout.contains("  pricing: "), "{stdout}");
     assert!(stdout.contains("http.server.request.duration{"), "{stdout}");
+    for series in [
+        "rpc.server.call.duration{rpc.method=pricing.v1.Pricing/Quote,rpc.response.status_code=OK,",
+        "rpc.client.call.duration{error.type=UNAVAILABLE,rpc.method=pricing.v1.Pricing/Quote,rpc.response.status_code=UNAVAILABLE,",
+    ] {
+        assert!(stdout.contains(series), "no {series} in:\n{stdout}");
+    }
 
-    // The trace tree: orders-api's server span, its client span below, and
-    // inventory's server span below that.
+    // The trace tree: orders-api's server span, its client spans below (HTTP
+    // to inventory, gRPC to pricing), and each service's server span below
+    // its call.
     let section = |title: &str| -> Vec<&str> {
         stdout
             .lines()
@@ -72,6 +98,20 @@ fn the_demo_runs_and_prints_a_trace_across_both_services_and_a_health_check_run(
     assert!(server < client && client < remote, "{}", tree.join("\n"));
     assert!(indent(server) < indent(client), "{}", tree.join("\n"));
     assert!(indent(client) < indent(remote), "{}", tree.join("\n"));
+    let rpc = |service: &str| {
+        tree.iter()
+            .position(|l| {
+                let t = l.trim_start();
+                t.starts_with(service) && t.contains("pricing.v1.Pricing/Quote")
+            })
+            .unwrap_or_else(|| panic!("no {service} Quote span in:\n{}", tree.join("\n")))
+    };
+    let (call, served) = (rpc("orders-api"), rpc("pricing"));
+    assert!(tree[call].contains(" client "), "{}", tree[call]);
+    assert!(tree[served].contains(" server "), "{}", tree[served]);
+    assert!(server < call && call < served, "{}", tree.join("\n"));
+    assert!(indent(server) < indent(call), "{}", tree.join("\n"));
+    assert!(indent(call) < indent(served), "{}", tree.join("\n"));
 
     // The health-checker ran against both services: one check fails on
     // purpose (nothing listens on the cache's port), none of the critical ones.

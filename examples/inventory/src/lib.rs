@@ -132,6 +132,7 @@ pub fn catalogue() -> Vec<Item> {
         ("gadget", "Gadget", 8),
         ("gizmo", "Gizmo", 42),
         ("anvil", "Anvil", 3),
+        ("lever", "Lever", 60),
     ]
     .into_iter()
     .map(|(sku, name, stock)| Item {

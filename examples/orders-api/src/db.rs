@@ -79,7 +79,9 @@ const SQLITE_SCHEMA: &[&str] = &[
         user_id BIGINT NOT NULL REFERENCES users (id),
         sku TEXT NOT NULL,
         quantity BIGINT NOT NULL,
-        status TEXT NOT NULL)",
+        status TEXT NOT NULL,
+        total_cents BIGINT NOT NULL DEFAULT 0,
+        currency TEXT NOT NULL DEFAULT '')",
 ];
 
 const POSTGRES_SCHEMA: &[&str] = &[
@@ -97,7 +99,24 @@ const POSTGRES_SCHEMA: &[&str] = &[
         user_id BIGINT NOT NULL REFERENCES users (id),
         sku TEXT NOT NULL,
         quantity BIGINT NOT NULL,
-        status TEXT NOT NULL)",
+        status TEXT NOT NULL,
+        total_cents BIGINT NOT NULL DEFAULT 0,
+        currency TEXT NOT NULL DEFAULT '')",
+];
+
+/// Columns added after the first release, for databases made before them
+/// (orders stored before prices were quoted have none): a query that fails
+/// without the column, and the statement that adds it, the same in SQLite
+/// and PostgreSQL.
+const ADDED_ORDER_COLUMNS: &[(&str, &str)] = &[
+    (
+        "SELECT total_cents FROM orders LIMIT 0",
+        "ALTER TABLE orders ADD COLUMN total_cents BIGINT NOT NULL DEFAULT 0",
+    ),
+    (
+        "SELECT currency FROM orders LIMIT 0",
+        "ALTER TABLE orders ADD COLUMN currency TEXT NOT NULL DEFAULT ''",
+    ),
 ];
 
 /// How long the service waits for the database at start (and for a pooled
@@ -205,6 +224,12 @@ impl Db {
         };
         for statement in schema {
             on_db!(self, p => sqlx::query(*statement).execute(p).await.map(drop))?;
+        }
+        for (probe, add) in ADDED_ORDER_COLUMNS {
+            let present = on_db!(self, p => sqlx::query(*probe).execute(p).await.map(drop)).is_ok();
+            if !present {
+                on_db!(self, p => sqlx::query(*add).execute(p).await.map(drop))?;
+            }
         }
         Ok(())
     }

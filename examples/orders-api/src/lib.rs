@@ -2,9 +2,12 @@
 //! "password": "..."}` → `{"token": "..."}`, or 401); `POST /orders` with
 //! `Authorization: Bearer <token>` and `{"sku": "...", "quantity": N}`
 //! checks the stock by calling the inventory service (through
-//! `otelwire-reqwest`, so the trace continues there), stores the order in
-//! the database and answers 201 with it (401 without a valid token, 403 for
-//! a user who may not order); `GET /orders/{id}` returns an order.
+//! `otelwire-reqwest`, so the trace continues there), quotes the price from
+//! the pricing service over gRPC (`pricing.v1.Pricing/Quote`, through
+//! `otelwire-tonic`: the trace continues there too), stores the order with
+//! its price in the database and answers 201 with it (401 without a valid
+//! token, 403 for a user who may not order, 502 when inventory or pricing
+//! fails); `GET /orders/{id}` returns an order.
 //!
 //! Orders and users live in a database through `otelwire-sqlx` (so every
 //! query is a span under the request's span): SQLite in memory by default,
@@ -21,14 +24,16 @@
 //! answered 404 by a fallback that is traced like the routes.
 //!
 //! The binary (`cargo run -p orders-api`) reads `HOST`, `PORT`,
-//! `INVENTORY_URL` and `DATABASE_URL`; the demo runs the same [`app`]
-//! in-process. URLs are printed without their user name and password.
+//! `INVENTORY_URL`, `PRICING_URL` ([`Upstreams`]) and `DATABASE_URL`; the
+//! demo runs the same [`app`] in-process. URLs are printed without their
+//! user name and password.
 
 pub mod auth;
 pub mod db;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
@@ -39,6 +44,10 @@ use axum::routing::{get, post};
 use otelwire::audit::{Auditor, User};
 use otelwire::opentelemetry::KeyValue;
 use otelwire::opentelemetry::metrics::Counter;
+use otelwire_tonic::OtelClient;
+use pricing::proto::QuoteRequest;
+use pricing::proto::pricing_client::PricingClient;
+use tonic::transport::Channel;
 use tracing::{info, warn};
 
 pub use auth::Credentials;
@@ -56,6 +65,10 @@ pub struct Order {
     pub quantity: u32,
     /// `accepted`.
     pub status: String,
+    /// The price of all of them, in cents, as pricing quoted it.
+    pub total_cents: i64,
+    /// ISO 4217 code of the price's currency (`EUR`).
+    pub currency: String,
 }
 
 /// The body of `POST /orders`.
@@ -74,10 +87,55 @@ pub struct Token {
     pub token: String,
 }
 
+/// Where orders-api finds the services it calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstreams {
+    /// The inventory service's base URL (`INVENTORY_URL`).
+    pub inventory: String,
+    /// The pricing service's URL (`PRICING_URL`).
+    pub pricing: String,
+}
+
+impl Upstreams {
+    /// Where inventory listens by default (`cargo run -p inventory`).
+    pub const DEFAULT_INVENTORY: &str = "http://127.0.0.1:8081";
+    /// Where pricing listens by default (`cargo run -p pricing`).
+    pub const DEFAULT_PRICING: &str = "http://127.0.0.1:50051";
+
+    /// Both URLs.
+    pub fn new(inventory: impl Into<String>, pricing: impl Into<String>) -> Self {
+        Upstreams {
+            inventory: inventory.into(),
+            pricing: pricing.into(),
+        }
+    }
+
+    /// `INVENTORY_URL` and `PRICING_URL`, each defaulting when unset or
+    /// blank.
+    pub fn from_env() -> Self {
+        let var = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        Upstreams::new(
+            var("INVENTORY_URL", Self::DEFAULT_INVENTORY),
+            var("PRICING_URL", Self::DEFAULT_PRICING),
+        )
+    }
+}
+
+/// How long a quote may take: pricing is told so (`grpc-timeout`) and the
+/// call is cut after it (`DEADLINE_EXCEEDED`).
+pub const QUOTE_TIMEOUT: Duration = Duration::from_secs(2);
+
 struct AppState {
     /// The inventory's base URL (`None`: unusable, every order answers 502).
     inventory_url: Option<reqwest::Url>,
     client: reqwest_middleware::ClientWithMiddleware,
+    /// The pricing client (`None`: unusable URL, every order answers 502).
+    pricing: Option<PricingClient<OtelClient<Channel>>>,
     db: Db,
     audit: Auditor,
     placed: Counter<u64>,
@@ -98,24 +156,24 @@ pub enum StartError {
 /// migrates and seeds it, and returns the service's routes.
 pub async fn app(
     telemetry: &otelwire::Telemetry,
-    inventory_url: &str,
+    upstreams: &Upstreams,
     database_url: Option<&str>,
 ) -> Result<axum::Router, StartError> {
     let db = Db::open(telemetry, database_url).await?;
     let audit =
         Auditor::from_env(&telemetry.meter("orders-api"))?.redactor(telemetry.redactor().clone());
-    Ok(router(telemetry, inventory_url, db, audit))
+    Ok(router(telemetry, upstreams, db, audit))
 }
 
 /// The service's routes on an open database, traced by `otelwire-axum`,
-/// plus `/health/telemetry`. `inventory_url` is the inventory service's
-/// base URL.
+/// plus `/health/telemetry`; it calls the services `upstreams` names.
 pub fn router(
     telemetry: &otelwire::Telemetry,
-    inventory_url: &str,
+    upstreams: &Upstreams,
     db: Db,
     audit: Auditor,
 ) -> axum::Router {
+    let inventory_url = upstreams.inventory.as_str();
     let meter = telemetry.meter("orders-api");
     let client = reqwest_middleware::ClientBuilder::new(
         reqwest::Client::builder()
@@ -132,9 +190,21 @@ pub fn router(
             "the inventory URL is unusable: every order will fail"
         );
     }
+    let pricing = match pricing::client(telemetry, upstreams.pricing.trim()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(
+                pricing = %inventory::without_userinfo(&upstreams.pricing),
+                error = %e,
+                "the pricing URL is unusable: every order will fail"
+            );
+            None
+        }
+    };
     let state = Arc::new(AppState {
         inventory_url: base,
         client,
+        pricing,
         db,
         audit,
         placed: meter
@@ -260,11 +330,11 @@ async fn create_order(
         );
         return error(StatusCode::FORBIDDEN, "this user may not place orders");
     }
-    if new.quantity == 0 {
+    if !(1..=pricing::MAX_QUANTITY).contains(&new.quantity) {
         state.placed.add(1, &outcome("invalid"));
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "quantity must be at least 1",
+            format!("quantity must be 1 to {}", pricing::MAX_QUANTITY),
         );
     }
     if !inventory::valid_sku(&new.sku) {
@@ -327,14 +397,39 @@ async fn create_order(
             format!("only {} in stock", item.stock),
         );
     }
+    let Some(mut prices) = state.pricing.clone() else {
+        state.placed.add(1, &outcome("pricing_error"));
+        return error(StatusCode::BAD_GATEWAY, "pricing is unreachable");
+    };
+    let mut quote = tonic::Request::new(QuoteRequest {
+        sku: new.sku.clone(),
+        quantity: new.quantity,
+    });
+    quote.set_timeout(QUOTE_TIMEOUT);
+    let price = match prices.quote(quote).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => {
+            state.placed.add(1, &outcome("pricing_error"));
+            // The status's code only: its message is the other service's text.
+            tracing::error!(
+                sku = %new.sku,
+                rpc.response.status_code = otelwire_tonic::code_name(status.code()),
+                "pricing failed"
+            );
+            return error(StatusCode::BAD_GATEWAY, "pricing is unavailable");
+        }
+    };
     let inserted: Result<i64, sqlx::Error> = on_db!(&state.db, p => {
         sqlx::query_scalar(
-            "INSERT INTO orders (user_id, sku, quantity, status) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO orders (user_id, sku, quantity, status, total_cents, currency) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(user.id)
         .bind(new.sku.as_str())
         .bind(i64::from(new.quantity))
         .bind("accepted")
+        .bind(price.total_cents)
+        .bind(price.currency.as_str())
         .fetch_one(p)
         .await
     });
@@ -351,25 +446,38 @@ async fn create_order(
         sku: new.sku,
         quantity: new.quantity,
         status: "accepted".into(),
+        total_cents: price.total_cents,
+        currency: price.currency,
     };
     state.placed.add(1, &outcome("accepted"));
-    info!(order.id = id, sku = %order.sku, quantity = order.quantity, "order placed");
+    info!(
+        order.id = id,
+        sku = %order.sku,
+        quantity = order.quantity,
+        total_cents = order.total_cents,
+        "order placed"
+    );
     (StatusCode::CREATED, Json(order)).into_response()
 }
 
 async fn get_order(State(state): State<Arc<AppState>>, Path(id): Path<u64>) -> Response {
-    let row: Result<Option<(i64, String, i64, String)>, sqlx::Error> = on_db!(&state.db, p => {
-        sqlx::query_as("SELECT id, sku, quantity, status FROM orders WHERE id = $1")
+    type Row = (i64, String, i64, String, i64, String);
+    let row: Result<Option<Row>, sqlx::Error> = on_db!(&state.db, p => {
+        sqlx::query_as(
+            "SELECT id, sku, quantity, status, total_cents, currency FROM orders WHERE id = $1",
+        )
             .bind(i64::try_from(id).unwrap_or(i64::MAX))
             .fetch_optional(p)
             .await
     });
     match row {
-        Ok(Some((id, sku, quantity, status))) => Json(Order {
+        Ok(Some((id, sku, quantity, status, total_cents, currency))) => Json(Order {
             id: id as u64,
             sku,
             quantity: u32::try_from(quantity).unwrap_or(u32::MAX),
             status,
+            total_cents,
+            currency,
         })
         .into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no order {id}")),

@@ -1,4 +1,4 @@
-//! Run with `cargo run -p orders-api` (listens on `HOST`, default 0.0.0.0, port `PORT`, default 8080, 0 picks a free port; finds inventory at `INVENTORY_URL`, default http://127.0.0.1:8081; stores orders in `DATABASE_URL`, default an in-memory SQLite database).
+//! Run with `cargo run -p orders-api` (listens on `HOST`, default 0.0.0.0, port `PORT`, default 8080, 0 picks a free port; finds inventory at `INVENTORY_URL`, default http://127.0.0.1:8081, and pricing at `PRICING_URL`, default http://127.0.0.1:50051; stores orders in `DATABASE_URL`, default an in-memory SQLite database).
 
 use std::process::ExitCode;
 
@@ -20,12 +20,11 @@ async fn main() -> ExitCode {
         }
     };
     let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
-    let inventory_url =
-        std::env::var("INVENTORY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    let upstreams = orders_api::Upstreams::from_env();
     let database_url = std::env::var("DATABASE_URL")
         .ok()
         .filter(|u| !u.trim().is_empty());
-    let router = match orders_api::app(&telemetry, &inventory_url, database_url.as_deref()).await {
+    let router = match orders_api::app(&telemetry, &upstreams, database_url.as_deref()).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("orders-api: {e}");
@@ -46,7 +45,8 @@ async fn main() -> ExitCode {
         .map_or_else(|_| format!("{host}:{port}"), |a| a.to_string());
     tracing::info!(
         addr = %addr,
-        inventory = %inventory::without_userinfo(&inventory_url),
+        inventory = %inventory::without_userinfo(&upstreams.inventory),
+        pricing = %inventory::without_userinfo(&upstreams.pricing),
         "orders-api listening"
     );
     let result = orders_api::serve(listener, router, orders_api::shutdown_signal()).await;

@@ -297,13 +297,45 @@ fn fake_inventory() -> (String, Arc<Mutex<Vec<String>>>) {
     (addr, seen)
 }
 
+/// The pricing service, in this process on a thread of its own, untraced;
+/// its URL, and a sender whose drop stops it.
+fn pricing_server() -> (String, tokio::sync::oneshot::Sender<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let telemetry = otelwire::builder()
+            .sdk_disabled(true)
+            .log_format(otelwire::LogFormat::None)
+            .build()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let serve = pricing::serve(listener, &telemetry, pricing::Config::default(), async {
+                let _ = stopped.await;
+            });
+            let _ = serve.await;
+        });
+    });
+    (url, stop)
+}
+
 /// Item 15: the skus of the trial are refused with 400 and never reach
 /// inventory; a good sku reaches it as `/items/{sku}` and nothing else.
 #[test]
 fn a_bad_sku_is_refused_and_never_reaches_inventory() {
     let (inventory, seen) = fake_inventory();
     let inventory_url = format!("http://{inventory}");
-    let service = Service::start(&[("INVENTORY_URL", &inventory_url)]);
+    let (pricing_url, _pricing) = pricing_server();
+    let service = Service::start(&[
+        ("INVENTORY_URL", &inventory_url),
+        ("PRICING_URL", &pricing_url),
+    ]);
     let token = demo_token(service.addr());
     let auth = format!("Authorization: Bearer {token}\r\n");
     let order = |sku: &str| {

@@ -27,6 +27,7 @@ pub fn catalogue() -> Vec<(&'static str, i64)> {
         ("gadget", 1999),
         ("gizmo", 725),
         ("anvil", 8900),
+        ("lever", 480),
     ]
 }
 

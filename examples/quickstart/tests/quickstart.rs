@@ -2,14 +2,12 @@
 //! bad setting, against otelwire's test collector, and against `rotel`, a
 //! third-party OTLP collector, over gRPC and over HTTP.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use otelwire_test::Collector;
+use otelwire_tests::rotel::{self, Rotel};
 
 const QUICKSTART: &str = env!("CARGO_BIN_EXE_quickstart");
 
@@ -244,148 +242,15 @@ fn with_otelwire_log_dir_it_writes_the_four_files() {
 // ---------------------------------------------------------------------------
 // rotel: a third-party OTLP collector
 
-/// `rotel-agent`: `ROTEL_AGENT`, else on `PATH`, else inside the `rotel`
-/// Python package (`pip install rotel`).
-fn rotel_agent() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ROTEL_AGENT") {
-        return Some(PathBuf::from(p));
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let p = dir.join("rotel-agent");
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
-        ])
-        .output()
-        .ok()?;
-    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    (out.status.success() && p.is_file()).then_some(p)
-}
-
-/// Kills the agent when the test ends, however it ends.
-struct Rotel {
-    child: Child,
-    output: Arc<Mutex<String>>,
-    grpc_port: u16,
-    http_port: u16,
-}
-
-impl Drop for Rotel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Rotel {
-    fn start(agent: &PathBuf) -> Rotel {
-        let (grpc_port, http_port) = (closed_port(), closed_port());
-        let mut child = Command::new(agent)
-            .args(["start", "--exporter", "blackhole"])
-            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc_port}")])
-            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http_port}")])
-            .args([
-                "--debug-log",
-                "traces",
-                "--debug-log",
-                "logs",
-                "--debug-log",
-                "metrics",
-            ])
-            .args(["--debug-log-verbosity", "detailed"])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rotel-agent starts");
-        let output = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut o = output.lock().unwrap();
-                    o.push_str(&strip_ansi(&line));
-                    o.push('\n');
-                }
-            });
-        }
-        let rotel = Rotel {
-            child,
-            output,
-            grpc_port,
-            http_port,
-        };
-        rotel.wait_for("both ports listening", Duration::from_secs(15), |_| {
-            [grpc_port, http_port]
-                .iter()
-                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
-        });
-        rotel
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let out = self.output.lock().unwrap().clone();
-            if ok(&out) {
-                return out;
-            }
-            if Instant::now() >= deadline {
-                panic!("rotel: timed out after {timeout:?} waiting for {what}; its output:\n{out}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The text of each log record rotel printed whose body is `body`.
-fn rotel_log_records<'a>(out: &'a str, body: &str) -> Vec<&'a str> {
-    let needle = format!("Body: Str({body})");
-    out.split("LogRecord #")
-        .filter(|rec| rec.contains(&needle))
-        .collect()
-}
-
 fn interop(protocol: &str) {
-    let Some(agent) = rotel_agent() else {
-        if std::env::var_os("OTELWIRE_REQUIRE_TOOLS").is_some() {
-            panic!("rotel-agent not found: `pip install rotel` (or set ROTEL_AGENT)");
-        }
-        eprintln!("SKIPPED: rotel-agent not found (pip install rotel)");
+    let Some(agent) = rotel::agent() else {
         return;
     };
-    let rotel = Rotel::start(&agent);
+    let dir = tempfile::tempdir().unwrap();
+    let rotel = Rotel::start(&agent, dir.path());
     let endpoint = match protocol {
-        "grpc" => format!("http://127.0.0.1:{}", rotel.grpc_port),
-        _ => format!("http://127.0.0.1:{}", rotel.http_port),
+        "grpc" => rotel.grpc_endpoint(),
+        _ => rotel.http_endpoint(),
     };
     let (ok, stdout, stderr) = run_quickstart(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
@@ -402,7 +267,7 @@ fn interop(protocol: &str) {
         .expect("a local line");
     let trace_id = line["trace_id"].as_str().unwrap().to_owned();
 
-    let out = rotel.wait_for(
+    let out = rotel.wait_for_output(
         "the span, the log record and the metric",
         Duration::from_secs(20),
         |o| {
@@ -415,7 +280,7 @@ fn interop(protocol: &str) {
         out.contains(&format!("Trace ID       : {trace_id}")),
         "rotel shows the trace {trace_id}:\n{out}"
     );
-    let records = rotel_log_records(&out, "stock checked");
+    let records = rotel::log_records(&out, "stock checked");
     assert!(
         records
             .iter()

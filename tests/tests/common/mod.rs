@@ -13,6 +13,37 @@ pub(crate) fn run(
     telemetry: Telemetry,
     router: impl AsyncFnOnce(&Telemetry) -> axum::Router + Send + 'static,
 ) -> (SocketAddr, impl FnOnce() -> otelwire::ShutdownReport) {
+    on_thread(telemetry, async move |listener, telemetry, stop| {
+        let router = router(telemetry).await;
+        orders_api::serve(listener, router, stop).await.unwrap();
+    })
+}
+
+/// Runs the pricing gRPC service with `config` as [`run`] runs an HTTP one.
+#[allow(dead_code)]
+pub(crate) fn run_pricing(
+    telemetry: Telemetry,
+    config: pricing::Config,
+) -> (SocketAddr, impl FnOnce() -> otelwire::ShutdownReport) {
+    on_thread(telemetry, async move |listener, telemetry, stop| {
+        pricing::serve(listener, telemetry, config, stop)
+            .await
+            .unwrap();
+    })
+}
+
+/// `serve` on a listener of 127.0.0.1, on a thread of its own with
+/// `telemetry` as its default subscriber, until the returned function is
+/// called; that function returns the pipeline's shutdown report.
+fn on_thread(
+    telemetry: Telemetry,
+    serve: impl AsyncFnOnce(
+        tokio::net::TcpListener,
+        &Telemetry,
+        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    ) + Send
+    + 'static,
+) -> (SocketAddr, impl FnOnce() -> otelwire::ShutdownReport) {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -23,13 +54,13 @@ pub(crate) fn run(
             .unwrap();
         rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let router = router(&telemetry).await;
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            orders_api::serve(listener, router, async {
+            let addr = listener.local_addr().unwrap();
+            let stop = Box::pin(async move {
                 let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
+            });
+            let serving = serve(listener, &telemetry, stop);
+            addr_tx.send(addr).unwrap();
+            serving.await;
         });
         drop(rt);
         drop(guard);
