@@ -55,11 +55,18 @@ pub enum Variant {
     Otelwire,
     /// tonic-tracing-opentelemetry's server and client layers, no-op exporter.
     Peer,
+    /// Bench only, for the breakdown: [`Variant::Otelwire`] without the
+    /// completion log records.
+    OtelwireNoLog,
+    /// Bench only: [`Variant::Otelwire`] without a meter (no histograms).
+    OtelwireNoMetrics,
 }
 
 impl Variant {
     /// Every variant, in the order the bench runs them.
     pub const ALL: [Variant; 3] = [Variant::Bare, Variant::Otelwire, Variant::Peer];
+    /// The bench-only variants (`count` runs them; `callgrind` does not).
+    pub const PARTS: [Variant; 2] = [Variant::OtelwireNoLog, Variant::OtelwireNoMetrics];
 
     /// The variant's name in the bench's output.
     pub fn name(self) -> &'static str {
@@ -67,12 +74,17 @@ impl Variant {
             Variant::Bare => "bare",
             Variant::Otelwire => "otelwire_tonic",
             Variant::Peer => "tonic_tracing_otel",
+            Variant::OtelwireNoLog => "otelwire_tonic_nolog",
+            Variant::OtelwireNoMetrics => "otelwire_tonic_nometrics",
         }
     }
 
     /// The variant named `name`.
     pub fn from_name(name: &str) -> Option<Variant> {
-        Variant::ALL.into_iter().find(|v| v.name() == name)
+        Variant::ALL
+            .into_iter()
+            .chain(Variant::PARTS)
+            .find(|v| v.name() == name)
     }
 }
 
@@ -136,7 +148,7 @@ impl Stack {
         let (mut telemetry, mut provider) = (None, None);
         let dispatch = match variant {
             Variant::Bare => Dispatch::none(),
-            Variant::Otelwire => {
+            Variant::Otelwire | Variant::OtelwireNoLog | Variant::OtelwireNoMetrics => {
                 let t = otelwire_telemetry();
                 let d = t.dispatch().clone();
                 telemetry = Some(t);
@@ -171,11 +183,16 @@ impl Stack {
                             .serve_with_incoming(incoming),
                     );
                 }
-                Variant::Otelwire => {
-                    let meter = telemetry.as_ref().expect("otelwire").meter("otelwire-tonic");
+                Variant::Otelwire | Variant::OtelwireNoLog | Variant::OtelwireNoMetrics => {
+                    let mut layer = otelwire_tonic::OtelServerLayer::new()
+                        .completion_log(variant != Variant::OtelwireNoLog);
+                    if variant != Variant::OtelwireNoMetrics {
+                        layer = layer
+                            .meter(telemetry.as_ref().expect("otelwire").meter("otelwire-tonic"));
+                    }
                     tokio::spawn(
                         server
-                            .layer(otelwire_tonic::OtelServerLayer::new().meter(meter))
+                            .layer(layer)
                             .add_service(service::Hello)
                             .serve_with_incoming(incoming),
                     );
@@ -192,15 +209,16 @@ impl Stack {
             let channel = channel(addr).await;
             match variant {
                 Variant::Bare => Client::bare(channel),
-                Variant::Otelwire => {
-                    let meter = telemetry.as_ref().expect("otelwire").meter("otelwire-tonic");
+                Variant::Otelwire | Variant::OtelwireNoLog | Variant::OtelwireNoMetrics => {
                     let uri: http::Uri = format!("http://{addr}").parse().expect("a URI");
-                    Client::otelwire(
-                        otelwire_tonic::OtelClientLayer::new()
-                            .meter(meter)
-                            .server_uri(&uri)
-                            .layer(channel),
-                    )
+                    // Without `meter`, the global meter: a no-op one here.
+                    let mut layer = otelwire_tonic::OtelClientLayer::new()
+                        .completion_log(variant != Variant::OtelwireNoLog);
+                    if variant != Variant::OtelwireNoMetrics {
+                        layer = layer
+                            .meter(telemetry.as_ref().expect("otelwire").meter("otelwire-tonic"));
+                    }
+                    Client::otelwire(layer.server_uri(&uri).layer(channel))
                 }
                 Variant::Peer => Client::peer(
                     tonic_tracing_opentelemetry::middleware::client::OtelGrpcLayer.layer(channel),
