@@ -498,7 +498,9 @@ pub(crate) fn validate(filter: &str) -> Result<(), BadDirective> {
 /// The traces filter when none is given: the log filter's directives,
 /// each at least `info`, with `info` for every target the list does not
 /// name (`warn` → `info`, `warn,app=debug` → `info,app=debug`,
-/// `app=debug` → `info,app=debug`).
+/// `app=debug` → `info,app=debug`). A target turned `off` stays off
+/// (`info,otelwire_sqlx=off` is how a service drops the query spans); a
+/// default level of `off` becomes `info`, as `warn` does.
 pub(crate) fn traces_from_logs(logs: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut has_default = false;
@@ -516,6 +518,7 @@ pub(crate) fn traces_from_logs(logs: &str) -> String {
             }
         };
         let level = match level.parse::<LevelFilter>() {
+            Ok(LevelFilter::OFF) if head.is_some() => level,
             Ok(l) if l < LevelFilter::INFO => "info",
             _ => level,
         };
@@ -853,8 +856,9 @@ mod tests {
         assert_eq!(traces_from_logs("debug"), "debug");
         assert_eq!(
             traces_from_logs("warn,orders_api=debug,sqlx=off"),
-            "info,orders_api=debug,sqlx=info"
+            "info,orders_api=debug,sqlx=off"
         );
+        assert_eq!(traces_from_logs("warn,sqlx=error"), "info,sqlx=info");
         assert_eq!(
             traces_from_logs("orders_api=debug"),
             "info,orders_api=debug"

@@ -118,6 +118,7 @@
 //! | `warn,orders_api=debug` | unset | WARN, and DEBUG for `orders_api` | INFO, and DEBUG for `orders_api` |
 //! | `debug` | unset | DEBUG and above | DEBUG and above |
 //! | `info` | `warn` | INFO and above | WARN and above |
+//! | `info,otelwire_sqlx=off` | unset | INFO and above, none of `otelwire_sqlx` | INFO and above, no query spans (a target turned `off` stays off) |
 //!
 //! An event inside a span that only the traces filter records still carries
 //! that span's `trace_id` and `span_id`, locally and on its log record;
