@@ -1,4 +1,4 @@
-//! Run with `cargo run -p orders-api` (listens on `HOST`, default 0.0.0.0, port `PORT`, default 8080, 0 picks a free port; finds inventory at `INVENTORY_URL`, default http://127.0.0.1:8081, and pricing at `PRICING_URL`, default http://127.0.0.1:50051; stores orders in `DATABASE_URL`, default an in-memory SQLite database).
+//! Run with `cargo run -p orders-api` (listens on `HOST`, default 0.0.0.0, port `PORT`, default 8080, 0 picks a free port; finds inventory at `INVENTORY_URL`, default http://127.0.0.1:8081, and pricing at `PRICING_URL`, default http://127.0.0.1:50051; stores orders in `DATABASE_URL`, default an in-memory SQLite database; `OTELWIRE_ADMIN_TOKEN` mounts `/admin/log-level`).
 
 use std::process::ExitCode;
 
@@ -49,6 +49,14 @@ async fn main() -> ExitCode {
         pricing = %inventory::without_userinfo(&upstreams.pricing),
         "orders-api listening"
     );
+    // `GET`/`PUT /admin/log-level` (the log filter, live) only when a token is set.
+    let router = match otelwire_axum::AdminToken::from_env("OTELWIRE_ADMIN_TOKEN") {
+        Some(token) => router.merge(otelwire_axum::admin_router(
+            telemetry.filter_handle(),
+            token,
+        )),
+        None => router,
+    };
     let result = orders_api::serve(listener, router, orders_api::shutdown_signal()).await;
     telemetry.shutdown().await;
     match result {

@@ -31,10 +31,8 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "orders-api-audit-{}-{nanos}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("orders-api-audit-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -127,7 +125,9 @@ fn logins_land_in_audit_jsonl_and_stay_there_after_sigterm() {
     }
     let addr = wait_until("the listening line", || {
         let console = console.lock().unwrap();
-        let line = console.iter().find(|l| l.contains("orders-api listening"))?;
+        let line = console
+            .iter()
+            .find(|l| l.contains("orders-api listening"))?;
         let v: serde_json::Value = serde_json::from_str(line).ok()?;
         v["addr"].as_str().map(str::to_owned)
     });
