@@ -1,6 +1,6 @@
-//! The test service `test.v1.Echo` (and a stand-in `grpc.health.v1.Health`),
-//! hand-written over tonic's prost codec, its client, and a telemetry that
-//! exports to an in-process collector.
+//! The test service `test.v1.Echo` (and stand-ins for `grpc.health.v1.Health`
+//! and both reflection services), hand-written over tonic's prost codec, its
+//! client, and a telemetry that exports to an in-process collector.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -14,7 +14,10 @@ use std::time::Duration;
 use http::uri::PathAndQuery;
 use otelwire::{LogFormat, Signal, Telemetry};
 use otelwire_test::Collector;
-use tonic::server::{Grpc, NamedService, ServerStreamingService, UnaryService};
+use tonic::server::{
+    ClientStreamingService, Grpc, NamedService, ServerStreamingService, StreamingService,
+    UnaryService,
+};
 use tonic::{Code, Status};
 use tonic_prost::ProstCodec;
 
@@ -34,6 +37,12 @@ pub struct Ask {
     /// Work between two streamed messages, in milliseconds.
     #[prost(uint32, tag = "4")]
     pub pause_ms: u32,
+    /// The status message to end with, instead of the default one.
+    #[prost(string, tag = "5")]
+    pub message: String,
+    /// Bytes that only make the message bigger.
+    #[prost(bytes = "vec", tag = "6")]
+    pub pad: Vec<u8>,
 }
 
 /// One answer.
@@ -56,11 +65,14 @@ impl Ask {
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type ReplyStream = Pin<Box<dyn futures_util::Stream<Item = Result<Reply, Status>> + Send>>;
 
-fn status(code: i32) -> Status {
-    Status::new(
-        Code::from_i32(code),
-        format!("asked for {code}: card 4111-1111"),
-    )
+fn status(ask: &Ask) -> Status {
+    let code = ask.code;
+    let message = if ask.message.is_empty() {
+        format!("asked for {code}: card 4111-1111")
+    } else {
+        ask.message.clone()
+    };
+    Status::new(Code::from_i32(code), message)
 }
 
 /// The baggage of the current span's context, as `key=value,…`.
@@ -100,7 +112,7 @@ impl UnaryService<Ask> for Unary {
                     }
                     Ok(response)
                 }
-                c => Err(status(c)),
+                _ => Err(status(&ask)),
             }
         })
     }
@@ -132,11 +144,67 @@ impl ServerStreamingService<Ask> for Watch {
                         panic!("the stream fell over");
                     }
                     if seq == ask.messages && ask.code != 0 {
-                        return Some((Err(status(ask.code)), seq + 1));
+                        return Some((Err(status(&ask)), seq + 1));
                     }
                     None
                 }
             });
+            Ok(tonic::Response::new(Box::pin(stream) as ReplyStream))
+        })
+    }
+}
+
+/// Client streaming: reads every request, answers how many there were (or
+/// the status the last one asks for).
+struct Collect;
+
+impl ClientStreamingService<Ask> for Collect {
+    type Response = Reply;
+    type Future = BoxFuture<Result<tonic::Response<Reply>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<Ask>>) -> Self::Future {
+        let mut asks = request.into_inner();
+        Box::pin(async move {
+            let mut seen = 0;
+            let mut last = Ask::default();
+            while let Some(ask) = asks.message().await? {
+                seen += 1;
+                last = ask;
+            }
+            match last.code {
+                0 => Ok(tonic::Response::new(Reply { seq: seen })),
+                _ => Err(status(&last)),
+            }
+        })
+    }
+}
+
+/// Bidirectional streaming: each request is answered with as many replies
+/// as its `messages` asks for, as it arrives.
+struct Chat;
+
+impl StreamingService<Ask> for Chat {
+    type Response = Reply;
+    type ResponseStream = ReplyStream;
+    type Future = BoxFuture<Result<tonic::Response<ReplyStream>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<Ask>>) -> Self::Future {
+        let asks = request.into_inner();
+        Box::pin(async move {
+            let stream = futures_util::stream::unfold(
+                (asks, 0u32, 0u32),
+                |(mut asks, mut owed, mut seq)| async move {
+                    while owed == 0 {
+                        match asks.message().await {
+                            Ok(Some(ask)) => owed = ask.messages,
+                            Ok(None) => return None,
+                            Err(e) => return Some((Err(e), (asks, 0, seq))),
+                        }
+                    }
+                    seq += 1;
+                    Some((Ok(Reply { seq: seq - 1 }), (asks, owed - 1, seq)))
+                },
+            );
             Ok(tonic::Response::new(Box::pin(stream) as ReplyStream))
         })
     }
@@ -155,6 +223,17 @@ async fn route(
         "Watch" => {
             Grpc::new(ProstCodec::<Reply, Ask>::default())
                 .server_streaming(Watch, req)
+                .await
+        }
+        "Collect" => {
+            Grpc::new(ProstCodec::<Reply, Ask>::default())
+                .client_streaming(Collect, req)
+                .await
+        }
+        // Reflection is a bidirectional stream too.
+        "Chat" | "ServerReflectionInfo" => {
+            Grpc::new(ProstCodec::<Reply, Ask>::default())
+                .streaming(Chat, req)
                 .await
         }
         _ => Status::unimplemented("no such method").into_http(),
@@ -189,8 +268,11 @@ macro_rules! service {
 
 service!(Echo, "test.v1.Echo");
 service!(Health, "grpc.health.v1.Health");
+service!(Reflection, "grpc.reflection.v1.ServerReflection");
+service!(ReflectionAlpha, "grpc.reflection.v1alpha.ServerReflection");
 
-/// Serves Echo and Health behind `layer` on a free loopback port.
+/// Serves Echo, Health and the reflection services behind `layer` on a free
+/// loopback port.
 pub async fn serve(layer: otelwire_tonic::OtelServerLayer) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -200,6 +282,8 @@ pub async fn serve(layer: otelwire_tonic::OtelServerLayer) -> SocketAddr {
             .layer(layer)
             .add_service(Echo)
             .add_service(Health)
+            .add_service(Reflection)
+            .add_service(ReflectionAlpha)
             .serve_with_incoming(incoming),
     );
     addr
@@ -268,6 +352,38 @@ where
             .server_streaming(
                 request.into_request(),
                 PathAndQuery::from_static("/test.v1.Echo/Watch"),
+                ProstCodec::<Ask, Reply>::default(),
+            )
+            .await
+    }
+
+    /// Client streaming: `asks` in, one reply out.
+    pub async fn collect(&mut self, asks: Vec<Ask>) -> Result<tonic::Response<Reply>, Status> {
+        self.ready().await?;
+        self.0
+            .client_streaming(
+                tonic::Request::new(futures_util::stream::iter(asks)),
+                PathAndQuery::from_static("/test.v1.Echo/Collect"),
+                ProstCodec::<Ask, Reply>::default(),
+            )
+            .await
+    }
+
+    /// Bidirectional streaming at `path`: the requests `asks` yields in,
+    /// the replies out.
+    pub async fn chat<S>(
+        &mut self,
+        path: &'static str,
+        asks: S,
+    ) -> Result<tonic::Response<tonic::Streaming<Reply>>, Status>
+    where
+        S: futures_util::Stream<Item = Ask> + Send + 'static,
+    {
+        self.ready().await?;
+        self.0
+            .streaming(
+                tonic::Request::new(asks),
+                PathAndQuery::from_static(path),
                 ProstCodec::<Ask, Reply>::default(),
             )
             .await
