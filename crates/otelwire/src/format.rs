@@ -19,6 +19,15 @@
 //! fields left out if they alone are longer than half of it, and the field
 //! `otelwire.line_truncated=true`.
 //!
+//! Floating-point values are rounded for reading, in every format (JSON
+//! keeps them numbers): to three decimals, or to three significant digits
+//! below 0.1, then written in the shortest form that reads back as the
+//! rounded value (`0.8952100000000001` → `0.895`, `12.34567` → `12.346`,
+//! `0.000123456` → `0.000123`, `2.0` → `2.0`); a duration in milliseconds
+//! keeps its microseconds. NaN and the infinities are written as `NaN`,
+//! `inf` and `-inf` (strings in JSON). Only the local lines round: the
+//! exported log records keep the exact value.
+//!
 //! Formatting writes straight into a reused byte buffer; nothing is
 //! allocated per event.
 
@@ -530,6 +539,38 @@ fn take<'s>(left: &mut usize, s: &'s str) -> Result<&'s str, fmt::Error> {
     Ok(part)
 }
 
+/// Exact powers of ten, `10^0` to `10^22` (the largest exact in an `f64`).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// `value` rounded as a person reads it: three decimals, or three
+/// significant digits below 0.1 (so that a small value never becomes 0).
+/// Values too large to carry three decimals, or too small for an exact
+/// power of ten, are left as they are.
+fn readable(value: f64) -> f64 {
+    let magnitude = value.abs();
+    if magnitude == 0.0 || magnitude >= 1e12 {
+        return value;
+    }
+    let decimals = if magnitude >= 0.1 {
+        3
+    } else {
+        2 - magnitude.log10().floor() as i32
+    };
+    match POW10.get(decimals as usize) {
+        Some(&scale) => (value * scale).round() / scale,
+        None => value,
+    }
+}
+
+/// Writes a finite `value`, rounded by [`readable`], in the shortest form
+/// that reads back as the rounded value.
+fn write_float(out: &mut Vec<u8>, value: f64) {
+    out.extend_from_slice(ryu::Buffer::new().format_finite(readable(value)).as_bytes());
+}
+
 fn is_log_metadata(name: &str) -> bool {
     // tracing-log carries a `log` record's metadata in these fields; the
     // header already shows it.
@@ -665,8 +706,7 @@ impl Visit for JsonFields<'_, '_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if self.key(field) {
             if value.is_finite() {
-                self.out
-                    .extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+                write_float(self.out, value);
             } else {
                 // NaN and infinities are not JSON numbers: a string.
                 self.out.push(b'"');
@@ -768,6 +808,22 @@ impl Visit for TextFields<'_, '_> {
             self.quoted(cut(&s, self.limit));
         }
     }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.key(field) {
+            if value.is_finite() {
+                write_float(self.out, value);
+            } else {
+                let _ = write!(
+                    TextEscape {
+                        out: self.out,
+                        left: usize::MAX
+                    },
+                    "{value:?}"
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -819,6 +875,26 @@ mod tests {
         fn set_interest(&self, _: tracing::subscriber::Interest) {}
         fn metadata(&self) -> &tracing::Metadata<'_> {
             unreachable!("only the identity is used")
+        }
+    }
+
+    #[test]
+    fn floats_are_rounded_for_reading() {
+        for (value, shown) in [
+            (0.8952100000000001, "0.895"),
+            (12.34567, "12.346"),
+            (-12.34567, "-12.346"),
+            (0.0123456, "0.0123"),
+            (0.000123456, "0.000123"),
+            (1e-7, "1e-7"),
+            (2.0, "2.0"),
+            (0.1, "0.1"),
+            (1234567.891234, "1234567.891"),
+            (0.0, "0.0"),
+        ] {
+            let mut out = Vec::new();
+            write_float(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), shown, "{value:?}");
         }
     }
 

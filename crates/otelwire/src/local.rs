@@ -31,6 +31,31 @@ use crate::format::{Header, LineFormat, Scope};
 struct SpanFields {
     json: Option<Rendered>,
     text: Option<Rendered>,
+    /// The span's `otel.name`: the name it is exported under, which the
+    /// local lines show too (`GET /orders/{id}` rather than `HTTP request`).
+    otel_name: Option<String>,
+}
+
+/// The field that renames a span for OpenTelemetry (tracing-opentelemetry's
+/// convention).
+const OTEL_NAME: &str = "otel.name";
+
+/// Finds `otel.name` among a span's values.
+#[derive(Default)]
+struct OtelName(Option<String>);
+
+impl Visit for OtelName {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == OTEL_NAME {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        if field.name() == OTEL_NAME {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
 }
 
 struct Rendered {
@@ -55,6 +80,18 @@ static NEXT_FORMATTER: AtomicUsize = AtomicUsize::new(1);
 /// adds a second, indented `in <span>{fields}` line inside a span: it is
 /// for people, not for log shippers), with the enclosing span's name and
 /// fields, and `trace_id`/`span_id` inside spans.
+///
+/// The span's name is the one it is exported under: its `otel.name` when it
+/// has one (otelwire-axum's `HTTP request` span shows as `GET /orders/{id}`,
+/// otelwire-tonic's `gRPC call` as its method), else the name it was
+/// created with; a line and its span are found by the same name.
+///
+/// Floating-point field values are rounded for reading, in every format
+/// (JSON keeps them numbers): to three decimals, or to three significant
+/// digits below 0.1, written in the shortest form that reads back as the
+/// rounded value (`0.8952100000000001` → `0.895`, `12.34567` → `12.346`,
+/// `0.000123456` → `0.000123`, `2.0` → `2.0`). A duration in milliseconds
+/// keeps microseconds. The exported log records keep the exact value.
 ///
 /// Control characters in messages, fields and span fields are escaped in
 /// every format: C0 and DEL (`\n`, `\x1b`; `\u001b` in JSON), C1
@@ -178,12 +215,21 @@ impl LineFormatter {
     {
         let Some(span) = ctx.span(id) else { return };
         let json = self.json();
-        if span
-            .extensions()
-            .get::<SpanFields>()
-            .is_some_and(|f| f.slot(json).is_some())
+        let otel_name = if attrs.metadata().fields().field(OTEL_NAME).is_some() {
+            let mut v = OtelName::default();
+            attrs.record(&mut v);
+            v.0
+        } else {
+            None
+        };
+        if let Some(f) = span.extensions_mut().get_mut::<SpanFields>()
+            && f.slot(json).is_some()
         {
-            return; // another formatter of this rendering keeps them
+            // Another formatter of this rendering keeps the fields.
+            if otel_name.is_some() {
+                f.otel_name = otel_name;
+            }
+            return;
         }
         let mut fields = span
             .parent()
@@ -201,9 +247,17 @@ impl LineFormatter {
             fields,
         };
         match ext.get_mut::<SpanFields>() {
-            Some(f) => *f.slot_mut(json) = Some(rendered),
+            Some(f) => {
+                *f.slot_mut(json) = Some(rendered);
+                if otel_name.is_some() {
+                    f.otel_name = otel_name;
+                }
+            }
             None => {
-                let mut f = SpanFields::default();
+                let mut f = SpanFields {
+                    otel_name,
+                    ..SpanFields::default()
+                };
                 *f.slot_mut(json) = Some(rendered);
                 ext.insert(f);
             }
@@ -217,7 +271,19 @@ impl LineFormatter {
     {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(Some(r)) = ext.get_mut::<SpanFields>().map(|f| f.slot_mut(self.json()))
+        let Some(f) = ext.get_mut::<SpanFields>() else {
+            return;
+        };
+        if let Some(field) = span.fields().field(OTEL_NAME)
+            && values.contains(&field)
+        {
+            let mut v = OtelName::default();
+            values.record(&mut v);
+            if v.0.is_some() {
+                f.otel_name = v.0;
+            }
+        }
+        if let Some(r) = f.slot_mut(self.json())
             && r.owner == self.id
         {
             self.format
@@ -232,14 +298,14 @@ impl LineFormatter {
     {
         let span = ctx.event_span(event);
         let ext = span.as_ref().map(|s| s.extensions());
+        let fields = ext.as_ref().and_then(|e| e.get::<SpanFields>());
         // An audit or security event carries its own, masked, fields: the
         // enclosing spans' fields (a request span's full `client.address`,
         // say) must not bring back what the event masked.
         let span_fields = if is_audit_target(event.metadata().target()) {
             ""
         } else {
-            ext.as_ref()
-                .and_then(|e| e.get::<SpanFields>())
+            fields
                 .and_then(|f| f.slot(self.json()).as_ref())
                 .map(|r| r.fields.as_str())
                 .unwrap_or("")
@@ -250,7 +316,11 @@ impl LineFormatter {
             (None, None)
         };
         let scope = Scope {
-            span_name: span.as_ref().map(|s| s.name()),
+            // The name the span is exported under, so that a line and its
+            // span in the trace backend are found by the same name.
+            span_name: fields
+                .and_then(|f| f.otel_name.as_deref())
+                .or_else(|| span.as_ref().map(|s| s.name())),
             span_fields,
             trace_id,
             span_id,
