@@ -1,6 +1,9 @@
 //! The panic hook `init` installs (issue 18, section 4): a panic in a thread
 //! inside a span is one ERROR log record at the collector, with the span's
-//! trace id, flushed before the previous hook runs.
+//! trace id, flushed before the previous hook runs. Turned off (on the
+//! builder or with `OTELWIRE_PANIC_HOOK=false`), the previous hook stays in
+//! place and a panic makes no record; a value that is not a boolean is an
+//! init error.
 //!
 //! `init` and the panic hook are once per process, and `RUST_BACKTRACE` is
 //! read from the real environment: each case runs this test binary again as
@@ -14,6 +17,8 @@ use otelwire::{LogFormat, Signal};
 use otelwire_test::{Collector, LogRecord};
 
 const CHILD_ENDPOINT: &str = "OTELWIRE_PANIC_CHILD_ENDPOINT";
+/// Set: the child calls `Builder::panic_hook(false)`.
+const CHILD_BUILDER_OFF: &str = "OTELWIRE_PANIC_CHILD_BUILDER_OFF";
 /// The exit code of the hook that was in place before `init`: it ends the
 /// process at once, so whatever the collector has then was sent before it ran.
 const PREVIOUS_HOOK_EXIT: i32 = 42;
@@ -23,13 +28,19 @@ fn child() {
     let Ok(endpoint) = std::env::var(CHILD_ENDPOINT) else {
         return;
     };
-    std::panic::set_hook(Box::new(|_| {
+    let exit_code = PREVIOUS_HOOK_EXIT;
+    let previous: Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> = Box::new(move |_| {
         eprintln!("previous hook ran");
-        std::process::exit(PREVIOUS_HOOK_EXIT);
-    }));
-    let _telemetry = otelwire::builder()
+        std::process::exit(exit_code);
+    });
+    // Where the hook lives (it captures a value: the address is its own).
+    let previous_at = &*previous as *const _ as *const () as usize;
+    std::panic::set_hook(previous);
+    let mut builder = otelwire::builder()
         .env_source(move |k| match k {
             "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+            // The opt-out as a user sets it: in the real environment.
+            "OTELWIRE_PANIC_HOOK" => std::env::var(k).ok(),
             _ => None,
         })
         .service_name("panic-hook")
@@ -37,9 +48,15 @@ fn child() {
         .process_metrics(false)
         .log_format(LogFormat::None)
         // Long enough that only the hook's flush can deliver the record in time.
-        .scheduled_delay(Signal::Logs, Duration::from_secs(60))
-        .init()
-        .unwrap();
+        .scheduled_delay(Signal::Logs, Duration::from_secs(60));
+    if std::env::var_os(CHILD_BUILDER_OFF).is_some() {
+        builder = builder.panic_hook(false);
+    }
+    let _telemetry = builder.init().unwrap();
+    let current = std::panic::take_hook();
+    let untouched = &*current as *const _ as *const () as usize == previous_at;
+    std::panic::set_hook(current);
+    println!("previous hook in place: {untouched}");
     let span = tracing::info_span!("checkout", order.id = 7);
     let _entered = span.enter();
     let trace_id = {
@@ -64,17 +81,22 @@ fn child() {
     unreachable!("the previous hook exits the process");
 }
 
-/// Runs the child; returns its trace id and the panic record.
-fn run_child(backtrace: &str) -> (String, LogRecord, String) {
+/// Runs the child with `env` added; returns the collector, its stdout and
+/// its stderr, once the previous hook has ended it.
+fn spawn_child(backtrace: &str, env: &[(&str, &str)]) -> (Collector, String, String) {
     let collector = Collector::start().unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENDPOINT, collector.http_endpoint())
         .env("RUST_BACKTRACE", backtrace)
         .env_remove("RUST_LIB_BACKTRACE")
         .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+        .env_remove("OTELWIRE_PANIC_HOOK")
+        .env_remove(CHILD_BUILDER_OFF);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(
@@ -82,7 +104,15 @@ fn run_child(backtrace: &str) -> (String, LogRecord, String) {
         Some(PREVIOUS_HOOK_EXIT),
         "the previous hook must run last\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stderr.contains("previous hook ran"), "{stderr}");
+    assert_eq!(stderr.matches("previous hook ran").count(), 1, "{stderr}");
+    (collector, stdout, stderr)
+}
+
+/// Runs the child; returns its trace id and the panic record.
+fn run_child(backtrace: &str) -> (String, LogRecord, String) {
+    let (collector, stdout, stderr) = spawn_child(backtrace, &[]);
+    // otelwire's hook is in front of the previous one.
+    assert!(stdout.contains("previous hook in place: false"), "{stdout}");
     let trace_id = stdout
         .lines()
         .find_map(|l| l.split_once("trace_id=").map(|(_, id)| id.trim()))
@@ -149,4 +179,45 @@ fn rust_backtrace_adds_the_stack_trace() {
         .and_then(|v| v.as_str())
         .unwrap_or_else(|| panic!("no stack trace: {record:#?}"));
     assert!(stack.contains("panic_hook"), "{stack}");
+}
+
+/// The two ways to opt out leave the hook in place before `init` alone: it
+/// is still the process's hook, it runs once, and the panic makes no record
+/// (nor does anything flush the INFO record queued before it).
+#[test]
+fn turned_off_the_previous_hook_stays_and_a_panic_makes_no_record() {
+    for env in [
+        [(CHILD_BUILDER_OFF, "1")],
+        [("OTELWIRE_PANIC_HOOK", "false")],
+    ] {
+        let (collector, stdout, stderr) = spawn_child("0", &env);
+        assert!(
+            stdout.contains("previous hook in place: true"),
+            "{env:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        // The process is gone: anything it sent is there already.
+        let sent = collector.wait_for_logs_blocking(1, |_| true, Duration::from_millis(200));
+        assert!(sent.is_err(), "{env:?}: {sent:#?}");
+        assert!(collector.logs().is_empty(), "{env:?}");
+    }
+}
+
+/// A value of `OTELWIRE_PANIC_HOOK` that is no boolean is an error of
+/// `init` that names the variable and the value.
+#[test]
+fn an_invalid_opt_out_is_an_init_error_naming_it() {
+    for value in ["maybe", "2", "disabled"] {
+        let err = otelwire::builder()
+            .env_source(move |k| (k == "OTELWIRE_PANIC_HOOK").then(|| value.to_owned()))
+            .service_name("panic-hook")
+            .log_format(LogFormat::None)
+            .init()
+            .err()
+            .unwrap_or_else(|| panic!("OTELWIRE_PANIC_HOOK={value} was accepted"));
+        let shown = err.to_string();
+        assert!(
+            shown.contains(&format!("OTELWIRE_PANIC_HOOK={value}")),
+            "{shown}"
+        );
+    }
 }
