@@ -184,11 +184,20 @@ pub fn parse_spans(out: &str) -> Vec<RotelSpan> {
     let mut spans: Vec<RotelSpan> = Vec::new();
     let mut service = String::new();
     let mut current: Option<RotelSpan> = None;
+    let mut in_spans = false;
     for line in out.lines() {
         let line = line.trim();
         if line.starts_with("ResourceSpans #") {
             spans.extend(current.take());
             service.clear();
+            in_spans = true;
+        } else if line.starts_with("ResourceLog") || line.starts_with("ResourceMetrics") {
+            // Log records and data points have `Trace ID` lines too: they
+            // end the last span instead of overwriting its fields.
+            spans.extend(current.take());
+            in_spans = false;
+        } else if !in_spans {
+            // Between a log or metrics block's lines: nothing of a span.
         } else if let Some(v) = line.strip_prefix("-> service.name: Str(") {
             if current.is_none() {
                 service = v.trim_end_matches(')').to_owned();
@@ -253,6 +262,16 @@ Span #0
     ID             : 0000000000000001
     Name           : pricing.v1.Pricing/Quote
     Kind           : SPAN_KIND_SERVER
+ResourceLog #0
+Resource attributes:
+     -> service.name: Str(svc-b)
+ScopeLogs #0
+LogRecord #0
+ObservedTimestamp: 1796647985444185143
+SeverityText: INFO
+    Trace ID       : 2d9ef678802abf834c413dc42b989c35
+    Span ID        : 0000000000000009
+    Name           : not a span
 ";
         let spans = parse_spans(out);
         let summary: Vec<(&str, &str, &str, &str)> = spans
@@ -281,5 +300,7 @@ Span #0
         );
         assert_eq!(spans[0].span_id, "eee19b7ec3c1b174");
         assert_eq!(spans[0].trace_id, "5b8efff798038103d269b633813fc60c");
+        // The log record after the last span leaves it as it was.
+        assert_eq!(spans[2].trace_id, "00000000000000000000000000000001");
     }
 }
