@@ -357,7 +357,7 @@ impl Pipeline {
                     target: "otelwire::export",
                     signal = signal.as_str(),
                     "cannot export telemetry to {endpoint}: {error}; the service keeps running, \
-                     telemetry is retried and dropped when the queue is full (next reminder in 60 s)"
+                     the batch is dropped after up to 3 retries (next reminder in 60 s)"
                 )
             });
         }
