@@ -44,7 +44,7 @@
 //! | File | Takes | Rotates at | Keeps | Mode |
 //! |---|---|---|---|---|
 //! | `app.jsonl` | every event at INFO and above | 500 MB, daily | 30 days | lossy |
-//! | `metrics.jsonl` | events with a metric field: a field named `metric` or `metric.*` ([`is_metric_field`]), such as `info!(metric.name = "orders", metric.value = 3)` | 100 MB, daily | 7 days | lossy |
+//! | `metrics.jsonl` | events with a metric field: a field named `metric` or `metric.*` ([`is_metric_field`]), such as `info!(metric.name = "orders", metric.value = 3)`; not the OpenTelemetry instruments (a `Meter`'s counters and histograms are exported as metrics, never written to a file) | 100 MB, daily | 7 days | lossy |
 //! | `alerts.jsonl` | WARN and ERROR | 100 MB, daily | 90 days | lossy |
 //! | `audit.jsonl` | audit and security events only: target `otelwire::audit` or `otelwire::security`, or a field `event.category` equal to `audit` or `security` ([`Filter::audit`]); never diagnostics, not even otelwire's own | 1 GB, daily | 365 days | lossless, synced per batch |
 //!
@@ -173,3 +173,8 @@ impl FilesExt for otelwire::Builder {
         })
     }
 }
+
+/// The README's examples, compiled as doctests so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
