@@ -513,7 +513,21 @@ fn bad_values_name_the_variable_and_the_value() {
         ("OTEL_SDK_DISABLED", "maybe", "true or false"),
         ("OTEL_TRACES_EXPORTER", "jaeger", "otlp, console, none"),
         ("OTEL_LOGS_EXPORTER", "loki", "otlp, console, none"),
-        ("OTEL_METRICS_EXPORTER", "prometheus", "otlp, console, none"),
+        // prometheus is a metrics exporter only (issue 18, section 3); a
+        // list takes one push exporter, and none stands alone.
+        ("OTEL_TRACES_EXPORTER", "prometheus", "serves metrics only"),
+        (
+            "OTEL_LOGS_EXPORTER",
+            "otlp,prometheus",
+            "serves metrics only",
+        ),
+        ("OTEL_METRICS_EXPORTER", "otlp,console", "not both"),
+        ("OTEL_METRICS_EXPORTER", "none,prometheus", "not combined"),
+        (
+            "OTEL_METRICS_EXPORTER",
+            "statsd,prometheus",
+            "unknown exporter",
+        ),
         ("OTEL_PROPAGATORS", "b3", "unsupported propagator"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "big", "whole number"),
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", "positive"),

@@ -118,33 +118,93 @@ pub enum ExporterKind {
     Console,
     /// `none`: the signal is not exported.
     None,
+    /// `prometheus` (metrics only): served for Prometheus to scrape
+    /// ([`crate::prometheus`]) and not pushed; `otlp,prometheus` in
+    /// `OTEL_METRICS_EXPORTER` (or [`Builder::prometheus`](crate::Builder::prometheus))
+    /// does both.
+    Prometheus,
     /// An exporter given in code ([`Builder::span_exporter`](crate::Builder::span_exporter)
     /// and friends); not selectable from the environment.
     Custom,
 }
 
 impl ExporterKind {
-    fn parse(var: &str, value: &str) -> Result<Self, InitError> {
-        // The spec allows a comma-separated list; one exporter per signal is
-        // what otelwire supports, so a list is an error rather than a guess.
-        match value.trim() {
-            "otlp" => Ok(ExporterKind::Otlp),
-            "console" | "logging" => Ok(ExporterKind::Console),
-            "none" => Ok(ExporterKind::None),
-            _ => Err(InitError::env(
+    /// `OTEL_{SIGNAL}_EXPORTER`: the exporter that pushes the signal, and
+    /// (metrics only) whether the scrape endpoint is served. The
+    /// specification allows a comma-separated list; otelwire takes one push
+    /// exporter (`otlp` or `console`) per signal, plus `prometheus` for
+    /// metrics; `none` stands alone. Anything else is an error rather than
+    /// a guess.
+    fn parse_list(var: &str, value: &str, signal: Signal) -> Result<(Self, bool), InitError> {
+        let expected = match signal {
+            Signal::Metrics => {
+                "expected one of otlp, console, prometheus, none, or otlp or console listed \
+                 with prometheus (otlp,prometheus)"
+            }
+            _ => "expected one of otlp, console, none",
+        };
+        let mut push: Option<ExporterKind> = None;
+        let (mut scrape, mut none, mut items) = (false, false, 0);
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            items += 1;
+            let kind = match item {
+                "otlp" => ExporterKind::Otlp,
+                "console" | "logging" => ExporterKind::Console,
+                "none" => {
+                    none = true;
+                    continue;
+                }
+                "prometheus" if signal == Signal::Metrics => {
+                    scrape = true;
+                    continue;
+                }
+                "prometheus" => {
+                    return Err(InitError::env(
+                        var,
+                        value,
+                        format!("prometheus serves metrics only; {expected}"),
+                    ));
+                }
+                _ => {
+                    return Err(InitError::env(
+                        var,
+                        value,
+                        format!("unknown exporter {item:?}; {expected}"),
+                    ));
+                }
+            };
+            match push {
+                Some(p) if p != kind => {
+                    return Err(InitError::env(
+                        var,
+                        value,
+                        format!(
+                            "otelwire sends {signal} to one of otlp, console, not both; {expected}"
+                        ),
+                    ));
+                }
+                _ => push = Some(kind),
+            }
+        }
+        if none && items > 1 {
+            return Err(InitError::env(
                 var,
                 value,
-                "expected one of otlp, console, none",
-            )),
+                format!(
+                    "none turns the export off and is not combined with another exporter; {expected}"
+                ),
+            ));
         }
+        Ok((push.unwrap_or(ExporterKind::None), scrape))
     }
 
-    /// `otlp`, `console` or `none`.
+    /// `otlp`, `console`, `prometheus` or `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             ExporterKind::Otlp => "otlp",
             ExporterKind::Console => "console",
             ExporterKind::None => "none",
+            ExporterKind::Prometheus => "prometheus",
             ExporterKind::Custom => "custom",
         }
     }
@@ -586,6 +646,11 @@ pub(crate) struct CodeSettings {
     pub(crate) failing_after: Option<Duration>,
     /// Attribute value length limits: traces, logs.
     pub(crate) value_length_limit: [Option<usize>; 2],
+    /// Whether to serve the Prometheus scrape endpoint (beside the exporter).
+    pub(crate) prometheus: Option<bool>,
+    pub(crate) prometheus_host: Option<String>,
+    pub(crate) prometheus_port: Option<u16>,
+    pub(crate) prometheus_listener: Option<bool>,
 }
 
 /// The configuration after code, environment and defaults have been merged.
@@ -616,6 +681,8 @@ pub(crate) struct Resolved {
     /// The longest string attribute value (in characters) a span or log
     /// record keeps: traces, logs (log bodies included).
     pub(crate) value_length_limit: [usize; 2],
+    /// The Prometheus scrape endpoint, when metrics are served for scraping.
+    pub(crate) prometheus: Option<crate::prometheus::Settings>,
 }
 
 /// The attribute value length limit when none is configured. The
@@ -753,20 +820,35 @@ impl Resolved {
         let generic_cert = env.get("OTEL_EXPORTER_OTLP_CERTIFICATE");
 
         let mut exporter = [ExporterKind::Otlp; 3];
+        let mut scrape = false;
         let mut otlp = Vec::with_capacity(3);
         for signal in Signal::ALL {
             let i = signal.index();
             let infix = signal.env_infix();
-            exporter[i] = match code.exporter[i] {
-                Some(k) => k,
+            let (kind, serve) = match code.exporter[i] {
+                Some(ExporterKind::Prometheus) if signal == Signal::Metrics => {
+                    (ExporterKind::None, true)
+                }
+                Some(ExporterKind::Prometheus) => {
+                    return Err(InitError::InvalidSetting {
+                        setting: "exporter",
+                        value: format!("{signal}: prometheus"),
+                        expected: "prometheus serves metrics only".into(),
+                    });
+                }
+                Some(k) => (k, false),
                 None => {
                     let var = format!("OTEL_{infix}_EXPORTER");
                     env.get(&var)
-                        .map(|v| ExporterKind::parse(&var, &v))
+                        .map(|v| ExporterKind::parse_list(&var, &v, signal))
                         .transpose()?
-                        .unwrap_or(ExporterKind::Otlp)
+                        .unwrap_or((ExporterKind::Otlp, false))
                 }
             };
+            exporter[i] = kind;
+            if signal == Signal::Metrics {
+                scrape = code.prometheus.unwrap_or(serve);
+            }
 
             let protocol_var = format!("OTEL_EXPORTER_OTLP_{infix}_PROTOCOL");
             let protocol = match code.signal_protocol[i] {
@@ -1029,6 +1111,12 @@ impl Resolved {
             };
         }
 
+        let prometheus = if scrape {
+            Some(prometheus_settings(code, env)?)
+        } else {
+            None
+        };
+
         Ok(Resolved {
             service_name,
             service_version,
@@ -1050,7 +1138,13 @@ impl Resolved {
             process_metrics,
             failing_after,
             value_length_limit,
+            prometheus,
         })
+    }
+
+    /// The scrape endpoint that will actually be served.
+    pub(crate) fn effective_prometheus(&self) -> Option<&crate::prometheus::Settings> {
+        self.prometheus.as_ref().filter(|_| !self.sdk_disabled)
     }
 
     /// The exporter that will actually run for a signal.
@@ -1061,6 +1155,62 @@ impl Resolved {
             self.exporter[signal.index()]
         }
     }
+}
+
+/// Where the scrape endpoint listens: the builder, else
+/// `OTEL_EXPORTER_PROMETHEUS_HOST` / `_PORT`, else `localhost:9464`; and
+/// whether otelwire listens at all (`OTELWIRE_PROMETHEUS_LISTENER`).
+fn prometheus_settings(
+    code: &CodeSettings,
+    env: &EnvSource,
+) -> Result<crate::prometheus::Settings, InitError> {
+    const HOST: &str = "OTEL_EXPORTER_PROMETHEUS_HOST";
+    const PORT: &str = "OTEL_EXPORTER_PROMETHEUS_PORT";
+    let (host, host_origin) = match (&code.prometheus_host, env.get(HOST)) {
+        (Some(h), _) => (
+            h.trim().to_owned(),
+            "builder setting prometheus_host".to_owned(),
+        ),
+        (None, Some(h)) => (h.trim().to_owned(), format!("{HOST}={}", h.trim())),
+        (None, None) => (
+            crate::prometheus::DEFAULT_HOST.to_owned(),
+            format!("{HOST} unset"),
+        ),
+    };
+    if host.is_empty() || host.contains(['/', ' ']) {
+        return Err(match code.prometheus_host {
+            Some(_) => InitError::InvalidSetting {
+                setting: "prometheus_host",
+                value: host,
+                expected: "a host name or IP address".into(),
+            },
+            None => InitError::env(HOST, &host, "expected a host name or IP address"),
+        });
+    }
+    let (port, port_origin) = match (code.prometheus_port, env.get(PORT)) {
+        (Some(p), _) => (p, format!("builder setting prometheus_port={p}")),
+        (None, Some(v)) => match v.trim().parse::<u16>() {
+            Ok(p) => (p, format!("{PORT}={p}")),
+            Err(_) => {
+                return Err(InitError::env(
+                    PORT,
+                    &v,
+                    "expected a port number from 0 to 65535 (0: any free port)",
+                ));
+            }
+        },
+        (None, None) => (crate::prometheus::DEFAULT_PORT, format!("{PORT} unset")),
+    };
+    let listen = match code.prometheus_listener {
+        Some(b) => b,
+        None => env.bool("OTELWIRE_PROMETHEUS_LISTENER")?.unwrap_or(true),
+    };
+    Ok(crate::prometheus::Settings {
+        host,
+        port,
+        listen,
+        origin: format!("{host_origin}, {port_origin}"),
+    })
 }
 
 /// A size set in code, at most `max`.

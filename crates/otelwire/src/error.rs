@@ -81,6 +81,23 @@ pub enum InitError {
         #[source]
         source: std::io::Error,
     },
+    /// The Prometheus scrape endpoint cannot listen on its address (the
+    /// port is in use, the host does not resolve or is not this machine's).
+    #[error(
+        "cannot listen on {} for Prometheus scrapes ({}): {}",
+        escape(address),
+        escape(settings),
+        escape(reason)
+    )]
+    Listen {
+        /// The address, `host:port`.
+        address: String,
+        /// Where host and port were set, for example
+        /// `OTEL_EXPORTER_PROMETHEUS_HOST=localhost, OTEL_EXPORTER_PROMETHEUS_PORT=9464`.
+        settings: String,
+        /// Why it cannot listen.
+        reason: String,
+    },
     /// A background thread (the gRPC transport runtime) could not be started.
     #[error("cannot start the otelwire export runtime: {0}")]
     Runtime(#[source] std::io::Error),

@@ -65,7 +65,10 @@
 //! | `OTEL_SERVICE_NAME` | the executable's name | `service.name` |
 //! | `OTEL_RESOURCE_ATTRIBUTES` | — | extra resource attributes, `k=v,k2=v2`, percent-decoded strictly (a `%` not followed by two hex digits, or escapes that are not UTF-8, are an error: write `%` as `%25`); at most [`MAX_RESOURCE_ATTRIBUTES`] (128) pairs and [`MAX_RESOURCE_ATTRIBUTES_BYTES`] (16 KiB), with the builder's; `service.version` and `deployment.environment.name` are taken from here too; an attribute named like a secret (`db.password`) is exported as `[REDACTED]` |
 //! | `OTEL_SDK_DISABLED` | `false` | `true`: no export at all (local output stays) |
-//! | `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, `OTEL_METRICS_EXPORTER` | `otlp` | `otlp`, `console` (stdout, for debugging) or `none` |
+//! | `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, `OTEL_METRICS_EXPORTER` | `otlp` | `otlp`, `console` (stdout, for debugging) or `none`; for metrics also `prometheus` (served for scraping, see [`prometheus`]) and `otlp,prometheus` or `console,prometheus` (both at once); `none` stands alone |
+//! | `OTEL_EXPORTER_PROMETHEUS_HOST` | `localhost` | with `prometheus`: the address the scrape endpoint listens on (`0.0.0.0`: every interface) |
+//! | `OTEL_EXPORTER_PROMETHEUS_PORT` | `9464` | with `prometheus`: its port, path `/metrics` (`0`: a free one); a port in use is an [`InitError`] naming the address |
+//! | `OTELWIRE_PROMETHEUS_LISTENER` | `true` | with `prometheus`: `false` opens no port; serve [`Telemetry::prometheus`] on the service's router instead (`otelwire_axum::metrics_router`) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (`:4317` for gRPC) | collector base URL; `/v1/traces` etc. are appended to its path for HTTP (a query string stays at the end); `user:pass@` in it is sent as Basic authorization (above); spaces around it are ignored |
 //! | `OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_ENDPOINT` | — | full URL for one signal, used as given |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_{SIGNAL}_PROTOCOL` | `http/protobuf` | `grpc`, `http/protobuf` or `http/json` |
@@ -231,6 +234,7 @@ mod local;
 mod metrics;
 mod panic;
 mod pipeline;
+pub mod prometheus;
 pub mod propagation;
 mod redact;
 mod resource;
@@ -481,11 +485,48 @@ impl Builder {
         self
     }
 
-    /// Where a signal goes: OTLP, the console, or nowhere. (`Custom` is set
-    /// by [`span_exporter`](Self::span_exporter) and friends; on its own it
-    /// means no export.)
+    /// Where a signal goes: OTLP, the console, or nowhere; for metrics also
+    /// [`ExporterKind::Prometheus`], served for scraping only. Set here, it
+    /// replaces the whole of `OTEL_{SIGNAL}_EXPORTER` (`Custom` is set by
+    /// [`span_exporter`](Self::span_exporter) and friends; on its own it
+    /// means no export). An exporter and the scrape endpoint together:
+    /// add [`prometheus`](Self::prometheus)`(true)`.
     pub fn exporter(mut self, signal: Signal, kind: ExporterKind) -> Self {
         self.code.exporter[signal.index()] = Some(kind);
+        self
+    }
+
+    /// Serves the metrics for Prometheus to scrape (`true`), beside the
+    /// metrics exporter, or not (`false`), whatever `OTEL_METRICS_EXPORTER`
+    /// or [`exporter`](Self::exporter) say about `prometheus`. See
+    /// [`prometheus`](crate::prometheus) for the endpoint, the names and labels.
+    pub fn prometheus(mut self, on: bool) -> Self {
+        self.code.prometheus = Some(on);
+        self
+    }
+
+    /// The address the scrape endpoint listens on (else
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST`, else `localhost`); `0.0.0.0` for
+    /// every interface.
+    pub fn prometheus_host(mut self, host: impl Into<String>) -> Self {
+        self.code.prometheus_host = Some(host.into());
+        self
+    }
+
+    /// The port of the scrape endpoint (else `OTEL_EXPORTER_PROMETHEUS_PORT`,
+    /// else 9464); 0 picks a free one ([`prometheus::Exposition::local_addr`]
+    /// tells which).
+    pub fn prometheus_port(mut self, port: u16) -> Self {
+        self.code.prometheus_port = Some(port);
+        self
+    }
+
+    /// Whether otelwire listens on the scrape endpoint's address itself
+    /// (else `OTELWIRE_PROMETHEUS_LISTENER`, else `true`). With `false`, no
+    /// port is opened: serve [`Telemetry::prometheus`] on the service's own
+    /// router (`otelwire_axum::metrics_router`).
+    pub fn prometheus_listener(mut self, on: bool) -> Self {
+        self.code.prometheus_listener = Some(on);
         self
     }
 
@@ -790,7 +831,13 @@ impl Builder {
             let endpoint = (kind == ExporterKind::Otlp).then(|| {
                 endpoint::without_query_values(&cfg.otlp[s.index()].endpoint).into_owned()
             });
-            (kind, endpoint)
+            match (s, kind, cfg.effective_prometheus()) {
+                // Scraped only: health reports the scrapes.
+                (Signal::Metrics, ExporterKind::None, Some(p)) => {
+                    (ExporterKind::Prometheus, Some(p.url()))
+                }
+                _ => (kind, endpoint),
+            }
         });
         let pipeline = Arc::new(Pipeline::new(
             cfg.service_name.clone(),
@@ -867,6 +914,7 @@ impl Builder {
             meter_provider: providers.meter.clone(),
             tracer_provider: providers.tracer.clone(),
             logger_provider: providers.logger.clone(),
+            exposition: providers.exposition.clone(),
             providers: std::sync::Mutex::new(Some(providers)),
             shutdown_timeout: cfg.shutdown_timeout,
             report: std::sync::Mutex::new(None),
@@ -932,7 +980,15 @@ fn propagator(list: &[Propagator]) -> TextMapCompositePropagator {
 fn startup_line(cfg: &Resolved, traces_filter: &str) {
     let describe = |s: Signal| -> String {
         let kind = cfg.effective_exporter(s);
-        match kind {
+        let scrape = match (s, cfg.effective_prometheus()) {
+            (Signal::Metrics, Some(p)) if p.listen => Some(format!("prometheus {}", p.url())),
+            (Signal::Metrics, Some(_)) => Some("prometheus (served by the service)".to_owned()),
+            _ => None,
+        };
+        if let (ExporterKind::None, Some(scrape)) = (kind, &scrape) {
+            return scrape.clone();
+        }
+        let pushed = match kind {
             ExporterKind::Otlp => {
                 let o = &cfg.otlp[s.index()];
                 let mut d = format!(
@@ -949,6 +1005,10 @@ fn startup_line(cfg: &Resolved, traces_filter: &str) {
                 d
             }
             other => other.as_str().to_owned(),
+        };
+        match scrape {
+            Some(scrape) => format!("{pushed}, {scrape}"),
+            None => pushed,
         }
     };
     let propagators: Vec<&str> = cfg

@@ -47,6 +47,10 @@ pub(crate) struct Providers {
     pub(crate) logger: Option<SdkLoggerProvider>,
     pub(crate) meter: Option<SdkMeterProvider>,
     pub(crate) runtime: Option<GrpcRuntime>,
+    /// The metrics for Prometheus to scrape, when served.
+    pub(crate) exposition: Option<crate::prometheus::Exposition>,
+    /// The scrape endpoint's own listener, when otelwire listens.
+    pub(crate) prometheus: Option<crate::prometheus::Server>,
 }
 
 /// otelwire's private runtime for the gRPC transport. Dropping a tokio
@@ -143,7 +147,7 @@ fn build_here(
             .with_sampler(sampler(cfg.sampler));
         let batch = cfg.batch[0];
         let exporter = match cfg.effective_exporter(Signal::Traces) {
-            ExporterKind::None => None,
+            ExporterKind::None | ExporterKind::Prometheus => None,
             ExporterKind::Console => Some(SpanSink::Console(
                 opentelemetry_stdout::SpanExporter::default(),
             )),
@@ -177,7 +181,7 @@ fn build_here(
 
     // Logs.
     let log_exporter = match cfg.effective_exporter(Signal::Logs) {
-        ExporterKind::None => None,
+        ExporterKind::None | ExporterKind::Prometheus => None,
         ExporterKind::Console => Some(LogSink::Console(
             opentelemetry_stdout::LogExporter::default(),
         )),
@@ -218,7 +222,7 @@ fn build_here(
 
     // Metrics.
     let metric_exporter = match cfg.effective_exporter(Signal::Metrics) {
-        ExporterKind::None => None,
+        ExporterKind::None | ExporterKind::Prometheus => None,
         ExporterKind::Console => Some(MetricSink::Console(
             opentelemetry_stdout::MetricExporter::default(),
         )),
@@ -228,16 +232,36 @@ fn build_here(
             rt.as_ref(),
         )?))),
     };
+    // Pushed by a periodic reader, served for scraping, or both (each
+    // reader aggregates on its own).
+    let scrape = cfg.effective_prometheus();
+    if metric_exporter.is_none() && scrape.is_none() {
+        return Ok(out);
+    }
+    let mut b = SdkMeterProvider::builder().with_resource(resource.clone());
+    // Without a push exporter, the scrapes are what health counts as exported.
+    let only = metric_exporter.is_none().then(|| pipeline.clone());
+    let scraping = scrape.map(|settings| (settings, crate::prometheus::reader(only)));
     if let Some(exporter) = metric_exporter {
         let reader = PeriodicReader::builder(Monitored::new(exporter, pipeline, Signal::Metrics))
             .with_interval(cfg.metric_export_interval)
             .build();
-        out.meter = Some(
-            SdkMeterProvider::builder()
-                .with_resource(resource.clone())
-                .with_reader(reader)
-                .build(),
-        );
+        b = b.with_reader(reader);
+    }
+    let served = match scraping {
+        Some((settings, (reader, exposition))) => {
+            b = b.with_reader(reader);
+            Some((settings, exposition))
+        }
+        None => None,
+    };
+    out.meter = Some(b.build());
+    if let Some((settings, exposition)) = served {
+        // Listening last: the reader is registered before the first scrape.
+        if settings.listen {
+            out.prometheus = Some(crate::prometheus::Server::start(settings, &exposition)?);
+        }
+        out.exposition = Some(exposition);
     }
     Ok(out)
 }

@@ -33,6 +33,7 @@ pub(crate) struct Shared {
     pub(crate) meter_provider: Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
     pub(crate) tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
     pub(crate) logger_provider: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
+    pub(crate) exposition: Option<crate::prometheus::Exposition>,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) report: Mutex<Option<ShutdownReport>>,
 }
@@ -196,6 +197,15 @@ impl Telemetry {
     /// The logger provider, when logs are exported.
     pub fn logger_provider(&self) -> Option<&opentelemetry_sdk::logs::SdkLoggerProvider> {
         self.shared.logger_provider.as_ref()
+    }
+
+    /// The metrics in the Prometheus text format, when they are served for
+    /// scraping (`OTEL_METRICS_EXPORTER=prometheus` or `otlp,prometheus`,
+    /// [`Builder::prometheus`](crate::Builder::prometheus)): to serve on the
+    /// service's own router, and to learn the address of otelwire's own
+    /// endpoint. `None` otherwise. See [`crate::prometheus`].
+    pub fn prometheus(&self) -> Option<crate::prometheus::Exposition> {
+        self.shared.exposition.clone()
     }
 
     /// The meter provider, when metrics are exported.
@@ -414,6 +424,10 @@ fn run_shutdown(shared: &Shared, dispatch: &Dispatch) -> ShutdownReport {
         let timed_out = |r: opentelemetry_sdk::error::OTelSdkResult| {
             matches!(r, Err(opentelemetry_sdk::error::OTelSdkError::Timeout(_)))
         };
+        // The scrape endpoint first: its port is free when shutdown returns.
+        if let Some(server) = &providers.prometheus {
+            server.stop(remaining());
+        }
         if let Some(p) = &providers.tracer {
             completed &= !timed_out(p.shutdown_with_timeout(remaining()));
         }
