@@ -100,6 +100,9 @@ pub use admin::{
 mod health;
 
 pub use health::health_router;
+mod metrics;
+
+pub use metrics::metrics_router;
 
 pub use otelwire::http::REQUEST_ID_HEADER;
 
