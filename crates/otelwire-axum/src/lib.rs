@@ -47,8 +47,11 @@
 //!   emitted inside the request;
 //! - `http.server.request.duration` (s, the semantic-convention buckets) and
 //!   `http.server.active_requests`, with low-cardinality attributes only;
-//! - one log event when the request completes: INFO, WARN for 4xx, ERROR
-//!   for 5xx ([`OtelLayer::completion_log`] turns it off).
+//! - one log event when the request completes: INFO, and ERROR for 5xx
+//!   (a server's 4xx is its client's error, so INFO too; both levels are
+//!   set with [`OtelLayer::client_error_level`] and
+//!   [`OtelLayer::server_error_level`], and [`OtelLayer::completion_log`]
+//!   turns the event off).
 //!
 //! `/health`, `/health/telemetry`, `/health/logs` and `/metrics` are not traced (see
 //! [`OtelLayer::exclude_path`]).
@@ -162,6 +165,9 @@ struct Config {
     trust_forwarded: bool,
     record_query: bool,
     completion_log: bool,
+    /// The completion event's level for 4xx and 5xx responses.
+    client_error_level: tracing::Level,
+    server_error_level: tracing::Level,
     scrub_path: Option<PathScrubber>,
 }
 
@@ -209,6 +215,8 @@ impl OtelLayer {
                 trust_forwarded: false,
                 record_query: false,
                 completion_log: true,
+                client_error_level: tracing::Level::INFO,
+                server_error_level: tracing::Level::ERROR,
                 scrub_path: None,
             }),
         }
@@ -268,6 +276,22 @@ impl OtelLayer {
     /// Logs one event per completed request (on by default).
     pub fn completion_log(self, on: bool) -> Self {
         self.edit(|c| c.completion_log = on)
+    }
+
+    /// The completion event's level for a 4xx response (default INFO: a
+    /// server's 4xx is its client's error, and WARN would fill the alerts
+    /// with every 404). `Level::WARN` for services whose clients are
+    /// their own, where a 4xx is a bug.
+    pub fn client_error_level(self, level: tracing::Level) -> Self {
+        self.edit(|c| c.client_error_level = level)
+    }
+
+    /// The completion event's level for a 5xx response (default ERROR).
+    /// A handler that logs its own ERROR before answering 500 makes two
+    /// records of one failure, both in the request's span: lower this to
+    /// `Level::INFO` when the handlers' errors are the ones to alert on.
+    pub fn server_error_level(self, level: tracing::Level) -> Self {
+        self.edit(|c| c.server_error_level = level)
     }
 
     /// Records `url.path` as `scrub` rewrites it (return the path itself,
@@ -553,24 +577,30 @@ impl InFlight {
             );
         }
         if config.completion_log {
-            if status.is_server_error() {
-                tracing::error!(
-                    http.response.status_code = code,
-                    duration_ms = ms,
-                    message = COMPLETED,
-                );
+            let level = if status.is_server_error() {
+                config.server_error_level
             } else if status.is_client_error() {
-                tracing::warn!(
-                    http.response.status_code = code,
-                    duration_ms = ms,
-                    message = COMPLETED,
-                );
+                config.client_error_level
             } else {
-                tracing::info!(
-                    http.response.status_code = code,
-                    duration_ms = ms,
-                    message = COMPLETED,
-                );
+                tracing::Level::INFO
+            };
+            // `event!` takes a constant level: one call site per level.
+            macro_rules! completed {
+                ($level:expr) => {
+                    tracing::event!(
+                        $level,
+                        http.response.status_code = code,
+                        duration_ms = ms,
+                        message = COMPLETED,
+                    )
+                };
+            }
+            match level {
+                tracing::Level::ERROR => completed!(tracing::Level::ERROR),
+                tracing::Level::WARN => completed!(tracing::Level::WARN),
+                tracing::Level::INFO => completed!(tracing::Level::INFO),
+                tracing::Level::DEBUG => completed!(tracing::Level::DEBUG),
+                _ => completed!(tracing::Level::TRACE),
             }
         }
 

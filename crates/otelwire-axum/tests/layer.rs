@@ -220,7 +220,7 @@ async fn spans_metrics_request_ids_and_errors() {
             .map(|l| l.severity_text.clone())
     };
     assert_eq!(severity(200).as_deref(), Some("INFO"));
-    assert_eq!(severity(404).as_deref(), Some("WARN"));
+    assert_eq!(severity(404).as_deref(), Some("INFO"), "a client's error");
     assert_eq!(severity(503).as_deref(), Some("ERROR"));
 
     // One series for /orders/1, /orders/2 and /orders/3.
@@ -450,5 +450,37 @@ async fn a_request_dropped_before_its_response_is_no_longer_active() {
         })
         .sum();
     assert_eq!(active, 0, "{points:?}");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_completion_levels_of_4xx_and_5xx_are_the_services_choice() {
+    let collector = Collector::start().unwrap();
+    let t = telemetry(&collector);
+    let _default = tracing::dispatcher::set_default(t.dispatch());
+    let layer = OtelLayer::new()
+        .client_error_level(tracing::Level::WARN)
+        .server_error_level(tracing::Level::INFO);
+    let app = app(&t, layer);
+    for uri in ["/orders/1", "/missing", "/broken"] {
+        send(&app, get_req(uri).body(Body::empty()).unwrap()).await;
+    }
+    let completed = collector
+        .wait_for_logs(
+            3,
+            |l| l.body_str() == Some("request completed"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let severity = |code: i64| {
+        completed
+            .iter()
+            .find(|l| l.attributes.get_i64("http.response.status_code") == Some(code))
+            .map(|l| l.severity_text.clone())
+    };
+    assert_eq!(severity(200).as_deref(), Some("INFO"));
+    assert_eq!(severity(404).as_deref(), Some("WARN"));
+    assert_eq!(severity(503).as_deref(), Some("INFO"));
     t.shutdown().await;
 }

@@ -406,7 +406,7 @@ fn an_unknown_path_is_traced() {
         l.contains("request completed") && l.contains("trial-404")
     });
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(v["level"], "WARN", "{line}");
+    assert_eq!(v["level"], "INFO", "{line}");
     assert_eq!(v["http.response.status_code"], 404, "{line}");
     // The exported name: the method alone, as no route matched.
     assert_eq!(v["span"]["name"], "GET", "{line}");
