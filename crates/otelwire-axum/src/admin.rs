@@ -106,7 +106,7 @@ struct Admin {
 /// Audit events go through an [`Auditor`] with the default
 /// [`MaskingPolicy`]; use [`admin_router_with`] to give the service's own.
 pub fn admin_router(filter: FilterHandle, token: AdminToken) -> Router {
-    let meter = otelwire::opentelemetry::global::meter("otelwire-axum");
+    let meter = otelwire::current::meter("otelwire-axum");
     admin_router_with(
         filter,
         token,

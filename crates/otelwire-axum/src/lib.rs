@@ -9,10 +9,13 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let telemetry = otelwire::builder().sdk_disabled(true).build().unwrap();
+//! // `init()` in a service; with `build()`, integrations made while its
+//! // dispatcher is the default record into it (`otelwire::current`).
+//! let _default = tracing::dispatcher::set_default(telemetry.dispatch());
 //! let app: Router = Router::new()
 //!     .route("/orders/{id}", get(|| async { "order" }))
 //!     // After the routes, so that the route template names the span.
-//!     .layer(otelwire_axum::OtelLayer::new().meter(telemetry.meter("otelwire-axum")))
+//!     .layer(otelwire_axum::OtelLayer::new())
 //!     .merge(otelwire_axum::health_router(telemetry.health_source()));
 //!
 //! let response = app
@@ -88,9 +91,9 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use futures_util::FutureExt;
 use futures_util::future::Either;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use otelwire::opentelemetry::KeyValue;
 use otelwire::opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use otelwire::opentelemetry::propagation::TextMapPropagator;
-use otelwire::opentelemetry::{KeyValue, global};
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing::field::Empty;
 
@@ -196,13 +199,15 @@ impl Default for OtelLayer {
 }
 
 impl OtelLayer {
-    /// The defaults: the global meter (`otelwire::init` sets it), the global
-    /// propagator, health and metrics routes excluded, no header capture,
+    /// The defaults: the meter of the pipeline it is made under
+    /// ([`otelwire::current::meter`]: the `tracing` dispatcher's when it is
+    /// otelwire's, as in tests with `Builder::build`, else the global one
+    /// that `otelwire::init` sets), the global propagator, health and metrics routes excluded, no header capture,
     /// forwarding headers not trusted, no `url.query`, a completion log.
     pub fn new() -> Self {
         OtelLayer {
             config: Arc::new(Config {
-                instruments: Instruments::new(&global::meter("otelwire-axum")),
+                instruments: Instruments::new(&otelwire::current::meter("otelwire-axum")),
                 propagator: None,
                 excluded: vec![
                     "/health".into(),

@@ -54,9 +54,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::Extensions;
+use otelwire::opentelemetry::KeyValue;
 use otelwire::opentelemetry::metrics::{Histogram, Meter};
 use otelwire::opentelemetry::propagation::TextMapPropagator;
-use otelwire::opentelemetry::{KeyValue, global};
 use otelwire::opentelemetry_http::HeaderInjector;
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use reqwest::{Request, Response};
@@ -122,10 +122,12 @@ fn histogram(meter: &Meter) -> Histogram<f64> {
 }
 
 impl OtelMiddleware {
-    /// With the global meter and the global propagator.
+    /// With the meter of the pipeline it is made under
+    /// ([`otelwire::current::meter`]: the `tracing` dispatcher's when it is
+    /// otelwire's, else the global one) and the global propagator.
     pub fn new() -> Self {
         OtelMiddleware {
-            duration: histogram(&global::meter("otelwire-reqwest")),
+            duration: histogram(&otelwire::current::meter("otelwire-reqwest")),
             propagator: None,
         }
     }
@@ -146,7 +148,8 @@ impl OtelMiddleware {
     }
 }
 
-/// A client with [`OtelMiddleware`] (global meter and propagator).
+/// A client with [`OtelMiddleware`] (the meter of the pipeline it is made
+/// under, see [`otelwire::current`], and the global propagator).
 pub fn client(client: reqwest::Client) -> reqwest_middleware::ClientWithMiddleware {
     reqwest_middleware::ClientBuilder::new(client)
         .with(OtelMiddleware::new())

@@ -93,11 +93,13 @@
 //! decide per span (on span names or fields) do not turn the query spans
 //! off.
 //!
-//! The spans go to the global tracer provider (scope `otelwire-sqlx`),
-//! which [`otelwire::init`] sets; build the pool after it. With a pipeline
-//! that is not installed globally (`otelwire::Builder::build`), pass its
-//! tracer: [`Builder::tracer`]`(telemetry.tracer("otelwire-sqlx"))`, as
-//! for the meter.
+//! The spans go to the tracer provider of the pipeline the pool is made
+//! under (scope `otelwire-sqlx`, see [`otelwire::current`]): the global one
+//! that [`otelwire::init`] sets (build the pool after it), or, with a
+//! pipeline that is not installed globally (`otelwire::Builder::build`, as
+//! in tests), the one whose dispatcher is the default when the pool is
+//! made. [`Builder::tracer`]`(telemetry.tracer("otelwire-sqlx"))` names
+//! one outright, as [`Builder::meter`] does for the meter.
 //!
 //! # What is recorded
 //!

@@ -9,7 +9,7 @@ use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
 use otelwire::opentelemetry::global::BoxedTracer;
 use otelwire::opentelemetry::metrics::Meter;
-use otelwire::opentelemetry::trace::{Tracer, TracerProvider as _};
+use otelwire::opentelemetry::trace::Tracer;
 use otelwire::opentelemetry::{InstrumentationScope, KeyValue};
 use otelwire::opentelemetry_semantic_conventions::attribute::{
     DB_CLIENT_CONNECTION_POOL_NAME, DB_CLIENT_CONNECTION_STATE,
@@ -79,8 +79,10 @@ impl<DB: Database> fmt::Debug for InstrumentedPool<DB> {
 
 impl<DB: DbSystem> InstrumentedPool<DB> {
     /// Instruments `pool` with the settings from the environment and the
-    /// global tracer and meter providers (which [`otelwire::init`] sets);
-    /// see [`builder`](Self::builder) for more.
+    /// tracer and meter providers of the pipeline it is made under
+    /// ([`otelwire::current`]: the global ones that [`otelwire::init`] sets,
+    /// or the default dispatcher's under `Builder::build`); see
+    /// [`builder`](Self::builder) for more.
     pub fn new(pool: Pool<DB>) -> Result<Self, ConfigError> {
         Self::builder(pool).build()
     }
@@ -223,11 +225,9 @@ impl<DB: Database> fmt::Debug for Builder<DB> {
 }
 
 impl<DB: DbSystem> Builder<DB> {
-    /// The tracer for the query spans (default: the global tracer
-    /// provider's, with the scope `otelwire-sqlx` and this crate's
-    /// version). `otelwire::init` installs its provider globally; with a
-    /// pipeline made by `otelwire::Builder::build`, which does not, pass
-    /// `telemetry.tracer("otelwire-sqlx")`. Any OpenTelemetry tracer will
+    /// The tracer for the query spans (default: the tracer provider of the
+    /// pipeline the pool is made under, [`otelwire::current::tracer`], with
+    /// the scope `otelwire-sqlx` and this crate's version). Any OpenTelemetry tracer will
     /// do (an SDK tracer, a [`BoxedTracer`]).
     #[must_use]
     pub fn tracer<T>(mut self, tracer: T) -> Self
@@ -247,7 +247,8 @@ impl<DB: DbSystem> Builder<DB> {
     }
 
     /// The meter for `db.client.operation.duration` and the pool gauges
-    /// (default: the global meter provider's `otelwire-sqlx` meter).
+    /// (default: the `otelwire-sqlx` meter of the pipeline the pool is made
+    /// under, see [`otelwire::current`]).
     #[must_use]
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
@@ -298,7 +299,8 @@ impl<DB: DbSystem> Builder<DB> {
         let target = DB::target(&options);
         self.pool.set_connect_options(DB::quiet((*options).clone()));
         let tracer = self.tracer.unwrap_or_else(|| {
-            otelwire::opentelemetry::global::tracer_provider().tracer_with_scope(
+            // The pipeline the pool is made under (see `otelwire::current`).
+            otelwire::current::tracer(
                 InstrumentationScope::builder("otelwire-sqlx")
                     .with_version(env!("CARGO_PKG_VERSION"))
                     .build(),
@@ -306,7 +308,7 @@ impl<DB: DbSystem> Builder<DB> {
         });
         let meter = self
             .meter
-            .unwrap_or_else(|| otelwire::opentelemetry::global::meter("otelwire-sqlx"));
+            .unwrap_or_else(|| otelwire::current::meter("otelwire-sqlx"));
         let duration = meter
             .f64_histogram(DB_CLIENT_OPERATION_DURATION)
             .with_unit("s")

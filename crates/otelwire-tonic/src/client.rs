@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderName, Request, Response};
-use otelwire::opentelemetry::global;
 use otelwire::opentelemetry::metrics::Meter;
 use otelwire::opentelemetry::propagation::TextMapPropagator;
 use otelwire::opentelemetry_semantic_conventions::{attribute as semconv, metric};
@@ -68,10 +67,11 @@ impl Default for OtelClientLayer {
 }
 
 impl OtelClientLayer {
-    /// The defaults: the global meter and propagator, no metadata capture,
-    /// a completion log.
+    /// The defaults: the meter of the pipeline it is made under
+    /// ([`otelwire::current::meter`]), the global propagator, no metadata
+    /// capture, a completion log.
     pub fn new() -> Self {
-        let meter = global::meter("otelwire-tonic");
+        let meter = otelwire::current::meter("otelwire-tonic");
         OtelClientLayer {
             config: Arc::new(Config {
                 shared: shared(&meter, true),

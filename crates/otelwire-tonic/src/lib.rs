@@ -8,10 +8,13 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let telemetry = otelwire::builder().sdk_disabled(true).build().unwrap();
+//! // `init()` in a service; with `build()`, layers made while its
+//! // dispatcher is the default record into it (`otelwire::current`).
+//! let _default = tracing::dispatcher::set_default(telemetry.dispatch());
 //!
 //! // A server: `tonic::transport::Server::builder().layer(layer).add_service(...)`.
 //! // Here, any tower service of gRPC requests: one that knows no method.
-//! let layer = otelwire_tonic::OtelServerLayer::new().meter(telemetry.meter("otelwire-tonic"));
+//! let layer = otelwire_tonic::OtelServerLayer::new();
 //! let service = layer.layer(tower::service_fn(|_: http::Request<tonic::body::Body>| async {
 //!     let status = tonic::Status::unimplemented("no such method");
 //!     Ok::<_, std::convert::Infallible>(status.into_http::<tonic::body::Body>())
@@ -29,7 +32,6 @@
 //! let uri: http::Uri = "http://127.0.0.1:50051".parse().unwrap();
 //! let channel = tonic::transport::Endpoint::from_shared(uri.to_string()).unwrap().connect_lazy();
 //! let channel = otelwire_tonic::OtelClientLayer::new()
-//!     .meter(telemetry.meter("otelwire-tonic"))
 //!     .server_uri(&uri)
 //!     .layer(channel);
 //! # let _ = channel;

@@ -7,9 +7,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderName, Request, Response};
+use otelwire::opentelemetry::KeyValue;
 use otelwire::opentelemetry::metrics::{Counter, Meter};
 use otelwire::opentelemetry::propagation::TextMapPropagator;
-use otelwire::opentelemetry::{KeyValue, global};
 use otelwire::opentelemetry_semantic_conventions::{attribute as semconv, metric};
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing::field::Empty;
@@ -90,11 +90,13 @@ impl Default for OtelServerLayer {
 }
 
 impl OtelServerLayer {
-    /// The defaults: the global meter (`otelwire::init` sets it), the
+    /// The defaults: the meter of the pipeline it is made under
+    /// ([`otelwire::current::meter`]: the `tracing` dispatcher's when it is
+    /// otelwire's, else the global one that `otelwire::init` sets), the
     /// global propagator, [`DEFAULT_EXCLUDED`] left out, no metadata
     /// capture, a completion log.
     pub fn new() -> Self {
-        let meter = global::meter("otelwire-tonic");
+        let meter = otelwire::current::meter("otelwire-tonic");
         OtelServerLayer {
             config: Arc::new(Config {
                 shared: shared(&meter, true),

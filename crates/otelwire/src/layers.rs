@@ -35,6 +35,8 @@ pub type BaseSubscriber = Layered<FilterLayer, Registry>;
 #[derive(Debug)]
 pub struct FilterLayer {
     state: Arc<FilterState>,
+    /// The pipeline's providers, for [`crate::current`].
+    providers: Arc<crate::current::Providers>,
 }
 
 /// A `RUST_LOG`-syntax filter: a static [`Targets`] filter when the
@@ -175,9 +177,10 @@ impl FilterState {
         old
     }
 
-    pub(crate) fn gate(self: &Arc<Self>) -> FilterLayer {
+    pub(crate) fn gate(self: &Arc<Self>, providers: Arc<crate::current::Providers>) -> FilterLayer {
         FilterLayer {
             state: self.clone(),
+            providers,
         }
     }
 }
@@ -198,6 +201,11 @@ fn union(a: Interest, b: Interest) -> Interest {
 }
 
 impl FilterLayer {
+    /// The providers of the pipeline this gate belongs to.
+    pub(crate) fn providers(&self) -> &crate::current::Providers {
+        &self.providers
+    }
+
     fn span_filters<S>(&self, id: &span::Id, ctx: &Context<'_, S>) -> Option<Arc<Filters>>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,

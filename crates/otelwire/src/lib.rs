@@ -192,6 +192,16 @@
 //! thread: `let span = tracing::Span::current(); move || { let _e = span.enter(); … }`)
 //! and for work handed to a channel.
 //!
+//! # Integrations under `build()`
+//!
+//! otelwire-axum, -reqwest, -sqlx and -tonic take their meter (and
+//! otelwire-sqlx its tracer) from the pipeline they are made under,
+//! through [`current`]: after [`init`], the global one; with
+//! [`Builder::build`] (tests, several pipelines in one process), the one
+//! whose dispatcher is the default when the layer or pool is made
+//! (`tracing::dispatcher::set_default(telemetry.dispatch())`). Made under
+//! no otelwire pipeline at all, they say so once.
+//!
 //! # Redaction
 //!
 //! Fields named like secrets (see [`DEFAULT_SECRET_NAMES`], plus
@@ -222,6 +232,7 @@
 
 pub mod audit;
 mod config;
+pub mod current;
 mod endpoint;
 mod error;
 mod filter;
@@ -904,7 +915,10 @@ impl Builder {
         layers.extend(self.layers);
 
         let subscriber = tracing_subscriber::registry()
-            .with(filters.gate())
+            .with(filters.gate(Arc::new(current::Providers {
+                meter: providers.meter.clone(),
+                tracer: providers.tracer.clone(),
+            })))
             .with(layers);
         let dispatch = tracing::Dispatch::new(subscriber);
         pipeline.set_dispatch(&dispatch);
@@ -945,6 +959,7 @@ impl Builder {
             if let Some(mp) = telemetry.meter_provider() {
                 opentelemetry::global::set_meter_provider(mp.clone());
             }
+            current::set_global();
             opentelemetry::global::set_text_map_propagator(propagator(&cfg.propagators));
             http::propagators_installed(!cfg.propagators.is_empty());
         }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 mod checkout {
-    pub fn place() {
+    pub(super) fn place() {
         tracing::info_span!("place_order").in_scope(|| tracing::info!("order placed"));
     }
 }
