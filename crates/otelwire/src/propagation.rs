@@ -1,3 +1,52 @@
+//! Context propagators, for `OTEL_PROPAGATORS`:
+//!
+//! - [`TraceContextPropagator`] (`tracecontext`): W3C Trace Context, this
+//!   file, below;
+//! - [`B3Propagator`] (`b3`, or `b3multi` with [`B3Encoding::Multi`]):
+//!   Zipkin's B3, single or multiple headers;
+//! - [`JaegerPropagator`] (`jaeger`): `uber-trace-id` and `uberctx-*`
+//!   baggage;
+//! - [`CompositePropagator`]: a list of them as one, the first format
+//!   that carries a span context giving the parent, every one injected
+//!   and every one's baggage kept.
+//!
+//! W3C baggage (`baggage`) is the SDK's
+//! [`BaggagePropagator`](opentelemetry_sdk::propagation::BaggagePropagator).
+//!
+//! ```
+//! use otelwire::opentelemetry::propagation::TextMapPropagator;
+//! use otelwire::opentelemetry::trace::TraceContextExt;
+//! use otelwire::opentelemetry_sdk::propagation::BaggagePropagator;
+//! use otelwire::propagation::{
+//!     B3Encoding, B3Propagator, CompositePropagator, TraceContextPropagator,
+//! };
+//! use std::collections::HashMap;
+//!
+//! // OTEL_PROPAGATORS=tracecontext,baggage,b3multi
+//! let p = CompositePropagator::new(vec![
+//!     Box::new(TraceContextPropagator::new()),
+//!     Box::new(BaggagePropagator::new()),
+//!     Box::new(B3Propagator::with_encoding(B3Encoding::Multi)),
+//! ]);
+//! let headers = HashMap::from([
+//!     ("traceparent".to_owned(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
+//!     ("x-b3-traceid".to_owned(), "80f198ee56343ba864fe8b2a57d3eff7".to_owned()),
+//!     ("x-b3-spanid".to_owned(), "e457b5a2e4d86bd1".to_owned()),
+//! ]);
+//! let cx = p.extract(&headers);
+//! assert_eq!(
+//!     cx.span().span_context().trace_id().to_string(),
+//!     "4bf92f3577b34da6a3ce929d0e0e4736",
+//!     "the first format in the list that carries a parent gives it"
+//! );
+//! let mut out = HashMap::new();
+//! p.inject_context(&cx, &mut out);
+//! assert_eq!(out["x-b3-traceid"], "4bf92f3577b34da6a3ce929d0e0e4736");
+//! assert_eq!(out["x-b3-sampled"], "1");
+//! ```
+//!
+//! # W3C Trace Context
+//!
 //! W3C Trace Context (Level 1 and Level 2) as the specification's text has
 //! it, where the SDK's propagator does not:
 //!
@@ -39,6 +88,14 @@
 //! `TraceState` refuses (`foo@@bar`, a vendor part longer than 14
 //! characters) cannot be carried by the SDK's span context: such a
 //! `tracestate` is dropped whole, as an invalid one is.
+
+mod b3;
+mod composite;
+mod jaeger;
+
+pub use b3::{B3Encoding, B3Propagator};
+pub use composite::CompositePropagator;
+pub use jaeger::{JaegerPropagator, MAX_JAEGER_BAGGAGE_ITEMS};
 
 use opentelemetry::Context;
 use opentelemetry::propagation::{
