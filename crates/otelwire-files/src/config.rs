@@ -532,6 +532,7 @@ pub(crate) fn parse_duration(v: &str) -> Option<Duration> {
 #[must_use]
 pub struct Files {
     pub(crate) dir: Option<PathBuf>,
+    pub(crate) default_dir: Option<PathBuf>,
     pub(crate) sinks: Vec<Sink>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) faults: Arc<dyn Faults>,
@@ -544,6 +545,7 @@ impl Files {
     pub fn defaults() -> Self {
         Files {
             dir: None,
+            default_dir: None,
             sinks: vec![Sink::app(), Sink::metrics(), Sink::alerts(), Sink::audit()],
             clock: Arc::new(SystemClock),
             faults: Arc::new(NoFaults),
@@ -558,9 +560,20 @@ impl Files {
         }
     }
 
-    /// The log directory (wins over `OTELWIRE_LOG_DIR`); created if missing.
+    /// The log directory, fixed in code: it wins over `OTELWIRE_LOG_DIR`,
+    /// so operators cannot move the files; created if missing. Prefer
+    /// [`default_dir`](Self::default_dir).
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
+        self
+    }
+
+    /// The log directory when `OTELWIRE_LOG_DIR` says none (the variable
+    /// wins over it; an empty variable still means this default). With it,
+    /// the files are on unless the operator turns each off
+    /// (`OTELWIRE_LOG_<NAME>_ENABLED=false`).
+    pub fn default_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.default_dir = Some(dir.into());
         self
     }
 

@@ -34,6 +34,8 @@ struct SinkHandle {
 /// [`Files::build`] (or let [`FilesExt::files`](crate::FilesExt::files) do
 /// it inside `otelwire::builder()`).
 pub struct FilesLayer {
+    /// What the startup line says of the files.
+    description: String,
     formatter: LineFormatter,
     sinks: Arc<[SinkHandle]>,
     dispatch: Arc<OnceLock<WeakDispatch>>,
@@ -138,16 +140,20 @@ impl Files {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<FilesLayer, InitError> {
         let dispatch = Arc::new(OnceLock::new());
-        let dir = self.dir.clone().or_else(|| {
-            env(LOG_DIR_VAR)
-                .filter(|v| !v.trim().is_empty())
-                .map(PathBuf::from)
-        });
+        let dir = self
+            .dir
+            .clone()
+            .or_else(|| {
+                env(LOG_DIR_VAR)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(PathBuf::from)
+            })
+            .or_else(|| self.default_dir.clone());
         let mut sinks = Vec::new();
-        if let Some(dir) = dir {
+        if let Some(dir) = &dir {
             let mut resolved = Vec::new();
             for sink in &self.sinks {
-                if let Some(r) = sink.resolve(&dir, &env)? {
+                if let Some(r) = sink.resolve(dir, &env)? {
                     resolved.push(r);
                 }
             }
@@ -159,7 +165,7 @@ impl Files {
                 });
             }
             if !resolved.is_empty() {
-                std::fs::create_dir_all(&dir).map_err(|source| InitError::Io {
+                std::fs::create_dir_all(dir).map_err(|source| InitError::Io {
                     what: "log directory",
                     path: dir.clone(),
                     source,
@@ -182,7 +188,20 @@ impl Files {
                 sinks.push(SinkHandle { cfg, tx, stats });
             }
         }
+        let description = match &dir {
+            None => format!("no files ({LOG_DIR_VAR} is not set)"),
+            Some(_) if sinks.is_empty() => "no files (every sink is off)".to_owned(),
+            Some(dir) => {
+                let names: Vec<String> = sinks
+                    .iter()
+                    .filter_map(|s| s.cfg.path.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect();
+                format!("files in {}: {}", dir.display(), names.join(", "))
+            }
+        };
         Ok(FilesLayer {
+            description,
             formatter: LineFormatter::new(LogFormat::Json),
             sinks: sinks.into(),
             dispatch,
@@ -201,12 +220,13 @@ impl FilesLayer {
     /// This layer as an otelwire output: behind redaction, with each sink's
     /// health in `telemetry.health().components` and flushed at shutdown.
     pub fn into_output(self) -> otelwire::Output {
+        let description = self.description.clone();
         if self.sinks.is_empty() {
-            return otelwire::Output::none();
+            return otelwire::Output::none().described(description);
         }
         let handle = self.handle();
         let n = self.sinks.len();
-        let mut output = otelwire::Output::layer(self);
+        let mut output = otelwire::Output::layer(self).described(description);
         for index in 0..n {
             output = output.with_component(Arc::new(SinkComponent {
                 handle: handle.clone(),

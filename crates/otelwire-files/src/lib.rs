@@ -64,7 +64,7 @@
 //!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
-//! | `OTELWIRE_LOG_DIR` | — (no files) | the directory of the files, created if missing |
+//! | `OTELWIRE_LOG_DIR` | [`Files::default_dir`], else none (no files) | the directory of the files, created if missing; [`Files::dir`] wins over it, a default does not; the startup line (`outputs=`) says where the files go, or that there are none |
 //! | `OTELWIRE_LOG_<NAME>_ENABLED` | `true` | `false`: no such file |
 //! | `OTELWIRE_LOG_<NAME>_LEVEL` | `info` for APP, `warn` for ALERTS, `trace` otherwise | least severe level taken: `trace`, `debug`, `info`, `warn`, `error` |
 //! | `OTELWIRE_LOG_<NAME>_TARGETS` | — (any) | comma-separated targets; an event's target must be one or a module below |

@@ -618,6 +618,10 @@ pub(crate) struct BatchSettings {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct CodeSettings {
     pub(crate) service_name: Option<String>,
+    /// `service.name` when neither code nor the environment gives one.
+    pub(crate) default_service_name: Option<String>,
+    /// `deployment.environment.name` likewise.
+    pub(crate) default_environment: Option<String>,
     pub(crate) service_version: Option<String>,
     pub(crate) environment: Option<String>,
     pub(crate) resource_attributes: Vec<(String, String)>,
@@ -774,6 +778,7 @@ impl Resolved {
             .clone()
             .or_else(|| env.get("OTEL_SERVICE_NAME"))
             .or_else(|| resource_attributes.get("service.name").cloned())
+            .or_else(|| code.default_service_name.clone())
             .unwrap_or_else(executable_name);
         let service_version = code
             .service_version
@@ -788,7 +793,8 @@ impl Resolved {
                     .get("deployment.environment.name")
                     .cloned()
             })
-            .or_else(|| resource_attributes.get("deployment.environment").cloned());
+            .or_else(|| resource_attributes.get("deployment.environment").cloned())
+            .or_else(|| code.default_environment.clone());
 
         let sdk_disabled = match code.sdk_disabled {
             Some(b) => b,

@@ -49,6 +49,13 @@
 //! variable that is set to bytes that are not UTF-8 is such an error too,
 //! never read as unset.
 //!
+//! A builder method fixes a setting: operators cannot change it. For what
+//! a service only wants to *default*, the `default_*` methods lose to the
+//! environment: [`Builder::default_service_name`] (so that
+//! `OTEL_SERVICE_NAME=orders-eu` renames a deployment),
+//! [`Builder::default_environment`], and `otelwire_files::Files::default_dir`
+//! for `OTELWIRE_LOG_DIR`. The examples use them.
+//!
 //! Credentials in a collector URL (`http://user:pass@collector:4318`, in any
 //! of the endpoint variables or [`Builder::endpoint`]) are sent as HTTP Basic
 //! authorization, as curl would send them: user and password are
@@ -62,7 +69,7 @@
 //!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
-//! | `OTEL_SERVICE_NAME` | the executable's name | `service.name` |
+//! | `OTEL_SERVICE_NAME` | [`Builder::default_service_name`], else the executable's name | `service.name` ([`Builder::service_name`] wins over it; a default does not) |
 //! | `OTEL_RESOURCE_ATTRIBUTES` | — | extra resource attributes, `k=v,k2=v2`, percent-decoded strictly (a `%` not followed by two hex digits, or escapes that are not UTF-8, are an error: write `%` as `%25`); at most [`MAX_RESOURCE_ATTRIBUTES`] (128) pairs and [`MAX_RESOURCE_ATTRIBUTES_BYTES`] (16 KiB), with the builder's; `service.version` and `deployment.environment.name` are taken from here too; an attribute named like a secret (`db.password`) is exported as `[REDACTED]` |
 //! | `OTEL_SDK_DISABLED` | `false` | `true`: no export at all (local output stays) |
 //! | `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, `OTEL_METRICS_EXPORTER` | `otlp` | `otlp`, `console` (stdout, for debugging) or `none`; for metrics also `prometheus` (served for scraping, see [`prometheus`]) and `otlp,prometheus` or `console,prometheus` (both at once); `none` stands alone |
@@ -89,7 +96,7 @@
 //! | `RUST_LOG` | `info` | which events are logged, to every output ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax; spaces around a directive and empty directives, as in `info, app=debug,`, are ignored); changed live with [`Telemetry::set_filter`] |
 //! | `OTELWIRE_TRACES_FILTER` | `RUST_LOG`'s directives, each at least `info` | which spans are recorded and exported, same syntax: `RUST_LOG=warn` still records INFO spans (every request's server span), `RUST_LOG=debug` records DEBUG spans too; see [Two filters](#two-filters) |
 //! | `OTELWIRE_LOG_FORMAT` | `pretty` on a terminal, else `json` | local output: `pretty`, `compact`, `json` or `none` |
-//! | `OTELWIRE_ENVIRONMENT` | — | `deployment.environment.name` |
+//! | `OTELWIRE_ENVIRONMENT` | [`Builder::default_environment`] | `deployment.environment.name` ([`Builder::environment`] wins over it; a default does not) |
 //! | `OTELWIRE_REDACT_FIELDS` | — | more secret field names, comma-separated |
 //! | `OTELWIRE_SHUTDOWN_TIMEOUT` | `5000` | milliseconds [`Telemetry::shutdown`] may take |
 //! | `OTELWIRE_PROCESS_METRICS` | `true` | record the process metrics |
@@ -380,6 +387,7 @@ impl OutputContext<'_> {
 pub struct Output {
     layer: Option<BoxedLayer>,
     components: Vec<Arc<dyn Component>>,
+    description: Option<String>,
 }
 
 impl std::fmt::Debug for Output {
@@ -387,6 +395,7 @@ impl std::fmt::Debug for Output {
         f.debug_struct("Output")
             .field("layer", &self.layer.is_some())
             .field("components", &self.components.len())
+            .field("description", &self.description)
             .finish()
     }
 }
@@ -405,7 +414,16 @@ impl Output {
         Output {
             layer: Some(Box::new(layer)),
             components: Vec::new(),
+            description: None,
         }
+    }
+
+    /// What the startup line says of this output (its `outputs` field),
+    /// such as `files in logs: app.jsonl, audit.jsonl`, or why it writes
+    /// nothing (`no files: OTELWIRE_LOG_DIR is not set`).
+    pub fn described(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
     }
 
     /// Adds a component reported by [`Telemetry::health`] and flushed at
@@ -441,9 +459,21 @@ impl std::fmt::Debug for Builder {
 }
 
 impl Builder {
-    /// `service.name` (else `OTEL_SERVICE_NAME`, else the executable's name).
+    /// `service.name`, fixed in code: it wins over `OTEL_SERVICE_NAME`, so
+    /// operators cannot rename a deployment. Prefer
+    /// [`default_service_name`](Self::default_service_name).
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.code.service_name = Some(name.into());
+        self
+    }
+
+    /// `service.name` when the environment says none: `OTEL_SERVICE_NAME`,
+    /// then `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, win over it, so
+    /// `OTEL_SERVICE_NAME=orders-eu` renames a deployment. Without either
+    /// (and without [`service_name`](Self::service_name)), the executable's
+    /// name.
+    pub fn default_service_name(mut self, name: impl Into<String>) -> Self {
+        self.code.default_service_name = Some(name.into());
         self
     }
 
@@ -453,9 +483,19 @@ impl Builder {
         self
     }
 
-    /// `deployment.environment.name` (else `OTELWIRE_ENVIRONMENT`).
+    /// `deployment.environment.name`, fixed in code: it wins over
+    /// `OTELWIRE_ENVIRONMENT` and `OTEL_RESOURCE_ATTRIBUTES`. Prefer
+    /// [`default_environment`](Self::default_environment).
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
         self.code.environment = Some(environment.into());
+        self
+    }
+
+    /// `deployment.environment.name` when the environment says none
+    /// (`OTELWIRE_ENVIRONMENT`, then `deployment.environment.name` in
+    /// `OTEL_RESOURCE_ATTRIBUTES`, win over it).
+    pub fn default_environment(mut self, environment: impl Into<String>) -> Self {
+        self.code.default_environment = Some(environment.into());
         self
     }
 
@@ -901,8 +941,10 @@ impl Builder {
         };
         let mut outputs: Vec<BoxedLayer> = Vec::new();
         let mut components: Vec<Arc<dyn Component>> = Vec::new();
+        let mut described: Vec<String> = Vec::new();
         for make in self.outputs {
             let output = make(&cx)?;
+            described.extend(output.description);
             outputs.extend(output.layer);
             components.extend(output.components);
         }
@@ -965,7 +1007,9 @@ impl Builder {
         }
 
         let traces_filter = telemetry.traces_filter();
-        tracing::dispatcher::with_default(&dispatch, || startup_line(&cfg, &traces_filter));
+        tracing::dispatcher::with_default(&dispatch, || {
+            startup_line(&cfg, &traces_filter, &described)
+        });
         Ok(telemetry)
     }
 }
@@ -992,7 +1036,11 @@ fn propagator(list: &[Propagator]) -> TextMapCompositePropagator {
 }
 
 /// The one INFO line at init: what was resolved, with no secret in it.
-fn startup_line(cfg: &Resolved, traces_filter: &str) {
+fn startup_line(cfg: &Resolved, traces_filter: &str, outputs: &[String]) {
+    let outputs = match outputs {
+        [] => "none".to_owned(),
+        some => some.join("; "),
+    };
     let describe = |s: Signal| -> String {
         let kind = cfg.effective_exporter(s);
         let scrape = match (s, cfg.effective_prometheus()) {
@@ -1045,6 +1093,7 @@ fn startup_line(cfg: &Resolved, traces_filter: &str) {
         sampler = %cfg.sampler.describe(),
         propagators = %propagators.join(","),
         log_format = cfg.log_format.as_str(),
+        outputs = %outputs,
         filter = %cfg.filter,
         traces_filter = %traces_filter,
         sdk_disabled = cfg.sdk_disabled,

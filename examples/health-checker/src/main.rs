@@ -15,7 +15,7 @@ async fn main() -> ExitCode {
         }
     };
     let telemetry = match otelwire::builder()
-        .service_name("health-checker")
+        .default_service_name("health-checker") // OTEL_SERVICE_NAME wins
         .service_version(env!("CARGO_PKG_VERSION"))
         // JSON-lines files (app, metrics, alerts, audit) when OTELWIRE_LOG_DIR is set.
         .files(otelwire_files::Files::defaults())

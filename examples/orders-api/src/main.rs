@@ -7,7 +7,7 @@ use otelwire_files::FilesExt;
 #[tokio::main]
 async fn main() -> ExitCode {
     let telemetry = match otelwire::builder()
-        .service_name("orders-api")
+        .default_service_name("orders-api") // OTEL_SERVICE_NAME wins
         .service_version(env!("CARGO_PKG_VERSION"))
         // JSON-lines files (app, metrics, alerts, audit) when OTELWIRE_LOG_DIR is set.
         .files(otelwire_files::Files::defaults())
