@@ -1,4 +1,4 @@
-//! Local JSON-lines files for [otelwire](otelwire), routed by category, with
+//! Local JSON-lines files for [otelwire], routed by category, with
 //! rotation by size and time, retention by count and age, and gzip.
 //!
 //! ```

@@ -40,7 +40,9 @@ use crate::config::LogFormat;
 use crate::timestamp::write_rfc3339;
 
 /// The longest local line, in bytes, newline included: a longer one is
-/// written again with shorter values (see the [module docs](self)).
+/// written again with every value cut to [`SHORT_VALUE_CHARS`] characters,
+/// the span fields left out if they alone are longer than half of it, and
+/// the field `otelwire.line_truncated=true`.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// What every value is cut to, in characters, when a line is written again

@@ -550,7 +550,7 @@ impl Builder {
     /// Serves the metrics for Prometheus to scrape (`true`), beside the
     /// metrics exporter, or not (`false`), whatever `OTEL_METRICS_EXPORTER`
     /// or [`exporter`](Self::exporter) say about `prometheus`. See
-    /// [`prometheus`](crate::prometheus) for the endpoint, the names and labels.
+    /// [`prometheus`] for the endpoint, the names and labels.
     pub fn prometheus(mut self, on: bool) -> Self {
         self.code.prometheus = Some(on);
         self
