@@ -9,7 +9,13 @@ use otelwire::HealthStatus;
 /// router; neither route is traced.
 ///
 /// - `/health/telemetry`: the JSON of [`otelwire::Health`], with 200 when
-///   the pipeline is ok or degraded and 503 when it is failing.
+///   the pipeline is ok or degraded and 503 when it is failing: once
+///   export has failed for a minute without a success
+///   (`OTELWIRE_HEALTH_FAILING_AFTER`, 60 000 ms by default), as when the
+///   collector is down. It tells whether telemetry gets out, not whether
+///   the service works: use it for an alert or a dashboard, **never as a
+///   liveness probe** (a collector outage would restart every service),
+///   and not as a readiness probe either.
 /// - `/health/logs`: the local outputs, each `otelwire-files` sink with its
 ///   lines written and dropped, failures, times a thread waited for room
 ///   and last error (the file's name, never its directory), with 200 when
