@@ -528,7 +528,17 @@ fn bad_values_name_the_variable_and_the_value() {
             "statsd,prometheus",
             "unknown exporter",
         ),
-        ("OTEL_PROPAGATORS", "b3", "unsupported propagator"),
+        ("OTEL_PROPAGATORS", "zipkin", "unknown propagator \"zipkin\""),
+        (
+            "OTEL_PROPAGATORS",
+            "tracecontext,xray",
+            "xray (AWS X-Ray's format) is an OpenTelemetry propagator that otelwire does not support",
+        ),
+        (
+            "OTEL_PROPAGATORS",
+            "ottrace",
+            "ottrace (OpenTracing's (deprecated) format) is an OpenTelemetry propagator that otelwire does not support",
+        ),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "big", "whole number"),
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", "positive"),
         ("OTEL_BSP_SCHEDULE_DELAY", "1s", "milliseconds"),

@@ -331,11 +331,33 @@ impl Sampler {
 /// A context propagation format (`OTEL_PROPAGATORS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Propagator {
-    /// W3C `traceparent` / `tracestate`.
+    /// W3C `traceparent` / `tracestate` (`tracecontext`).
     TraceContext,
-    /// W3C `baggage`.
+    /// W3C `baggage` (`baggage`).
     Baggage,
+    /// Zipkin's B3, the single `b3` header (`b3`).
+    B3,
+    /// Zipkin's B3, the `X-B3-*` headers (`b3multi`).
+    B3Multi,
+    /// Jaeger's `uber-trace-id` and `uberctx-*` baggage (`jaeger`).
+    Jaeger,
 }
+
+impl Propagator {
+    /// The name `OTEL_PROPAGATORS` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Propagator::TraceContext => "tracecontext",
+            Propagator::Baggage => "baggage",
+            Propagator::B3 => "b3",
+            Propagator::B3Multi => "b3multi",
+            Propagator::Jaeger => "jaeger",
+        }
+    }
+}
+
+/// What `OTEL_PROPAGATORS` may name.
+const SUPPORTED_PROPAGATORS: &str = "tracecontext, baggage, b3, b3multi, jaeger, none";
 
 fn parse_propagators(value: &str) -> Result<Vec<Propagator>, InitError> {
     let mut out = Vec::new();
@@ -343,14 +365,30 @@ fn parse_propagators(value: &str) -> Result<Vec<Propagator>, InitError> {
         match item {
             "tracecontext" => out.push(Propagator::TraceContext),
             "baggage" => out.push(Propagator::Baggage),
+            "b3" => out.push(Propagator::B3),
+            "b3multi" => out.push(Propagator::B3Multi),
+            "jaeger" => out.push(Propagator::Jaeger),
             "none" => return Ok(Vec::new()),
-            _ => {
+            "xray" | "ottrace" => {
+                let what = if item == "xray" {
+                    "AWS X-Ray's"
+                } else {
+                    "OpenTracing's (deprecated)"
+                };
                 return Err(InitError::env(
                     "OTEL_PROPAGATORS",
                     value,
                     format!(
-                        "unsupported propagator {item:?}; supported: tracecontext, baggage, none"
+                        "{item} ({what} format) is an OpenTelemetry propagator that otelwire \
+                         does not support; supported: {SUPPORTED_PROPAGATORS}"
                     ),
+                ));
+            }
+            _ => {
+                return Err(InitError::env(
+                    "OTEL_PROPAGATORS",
+                    value,
+                    format!("unknown propagator {item:?}; supported: {SUPPORTED_PROPAGATORS}"),
                 ));
             }
         }

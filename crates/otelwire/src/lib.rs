@@ -85,7 +85,7 @@
 //! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_{SIGNAL}_CERTIFICATE` | system roots | PEM file of the CA to trust for `https` endpoints |
 //! | `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | `1.0` | the ratio, in `[0, 1]` |
-//! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `none` |
+//! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | a list of `tracecontext`, `baggage`, `b3` (Zipkin B3, one header), `b3multi` (B3, `X-B3-*` headers), `jaeger` (`uber-trace-id`, `uberctx-*`), or `none`; extraction takes the parent from the first format in the list that carries one, injection writes every format ([`propagation::CompositePropagator`]); `xray` and `ottrace` are refused by name |
 //! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_QUEUE_SIZE` | `8192` | spans / log records waiting for export before new ones are dropped (the specification's default is 2048; see [`DEFAULT_MAX_QUEUE_SIZE`] for why otelwire holds more); at most [`MAX_QUEUE_SIZE_LIMIT`] (262144) |
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | `512` | items per export request, at most the queue size |
 //! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` | `5000`, `1000` | milliseconds between exports |
@@ -263,7 +263,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry_sdk::propagation::BaggagePropagator;
 use propagation::TraceContextPropagator;
 use tracing_subscriber::fmt::MakeWriter;
@@ -1023,16 +1022,22 @@ fn batch_index(signal: Signal) -> Option<usize> {
 }
 
 /// The composite propagator for `OTEL_PROPAGATORS`.
-fn propagator(list: &[Propagator]) -> TextMapCompositePropagator {
+fn propagator(list: &[Propagator]) -> propagation::CompositePropagator {
+    use propagation::{B3Encoding, B3Propagator, JaegerPropagator};
     let mut out: Vec<Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>> =
         Vec::new();
     for p in list {
         match p {
             Propagator::TraceContext => out.push(Box::new(TraceContextPropagator::new())),
             Propagator::Baggage => out.push(Box::new(BaggagePropagator::new())),
+            Propagator::B3 => out.push(Box::new(B3Propagator::new())),
+            Propagator::B3Multi => out.push(Box::new(B3Propagator::with_encoding(
+                B3Encoding::Multi,
+            ))),
+            Propagator::Jaeger => out.push(Box::new(JaegerPropagator::new())),
         }
     }
-    TextMapCompositePropagator::new(out)
+    propagation::CompositePropagator::new(out)
 }
 
 /// The one INFO line at init: what was resolved, with no secret in it.
@@ -1077,10 +1082,7 @@ fn startup_line(cfg: &Resolved, traces_filter: &str, outputs: &[String]) {
     let propagators: Vec<&str> = cfg
         .propagators
         .iter()
-        .map(|p| match p {
-            Propagator::TraceContext => "tracecontext",
-            Propagator::Baggage => "baggage",
-        })
+        .map(|p| p.as_str())
         .collect();
     tracing::info!(
         target: "otelwire",
@@ -1119,6 +1121,17 @@ mod tests {
             ["baggage", "traceparent", "tracestate"]
         );
         assert_eq!(fields(&[Propagator::Baggage]), ["baggage"]);
+        assert_eq!(fields(&[Propagator::B3]), ["b3"]);
+        assert_eq!(
+            fields(&[Propagator::B3Multi, Propagator::Jaeger]),
+            [
+                "uber-trace-id",
+                "x-b3-flags",
+                "x-b3-sampled",
+                "x-b3-spanid",
+                "x-b3-traceid"
+            ]
+        );
         assert!(fields(&[]).is_empty());
     }
 
