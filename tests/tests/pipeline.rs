@@ -528,7 +528,11 @@ fn bad_values_name_the_variable_and_the_value() {
             "statsd,prometheus",
             "unknown exporter",
         ),
-        ("OTEL_PROPAGATORS", "zipkin", "unknown propagator \"zipkin\""),
+        (
+            "OTEL_PROPAGATORS",
+            "zipkin",
+            "unknown propagator \"zipkin\"",
+        ),
         (
             "OTEL_PROPAGATORS",
             "tracecontext,xray",

@@ -1031,9 +1031,9 @@ fn propagator(list: &[Propagator]) -> propagation::CompositePropagator {
             Propagator::TraceContext => out.push(Box::new(TraceContextPropagator::new())),
             Propagator::Baggage => out.push(Box::new(BaggagePropagator::new())),
             Propagator::B3 => out.push(Box::new(B3Propagator::new())),
-            Propagator::B3Multi => out.push(Box::new(B3Propagator::with_encoding(
-                B3Encoding::Multi,
-            ))),
+            Propagator::B3Multi => {
+                out.push(Box::new(B3Propagator::with_encoding(B3Encoding::Multi)))
+            }
             Propagator::Jaeger => out.push(Box::new(JaegerPropagator::new())),
         }
     }
@@ -1079,11 +1079,7 @@ fn startup_line(cfg: &Resolved, traces_filter: &str, outputs: &[String]) {
             None => pushed,
         }
     };
-    let propagators: Vec<&str> = cfg
-        .propagators
-        .iter()
-        .map(|p| p.as_str())
-        .collect();
+    let propagators: Vec<&str> = cfg.propagators.iter().map(|p| p.as_str()).collect();
     tracing::info!(
         target: "otelwire",
         service = %cfg.service_name,
