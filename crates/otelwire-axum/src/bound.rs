@@ -198,7 +198,7 @@ impl BoundCache {
             method,
             scheme: scheme.clone(),
             route: route.map(Box::from),
-            span_name: crate::span_name(method, route).into(),
+            span_name: crate::span_name::span_name(method, route).into(),
             active: active.bind(&active_attributes(method, scheme)),
             outcomes: RwLock::new(Vec::new()),
         });
