@@ -258,6 +258,7 @@ pub mod prometheus;
 pub mod propagation;
 mod redact;
 mod resource;
+mod sdk_env;
 mod telemetry;
 mod timestamp;
 

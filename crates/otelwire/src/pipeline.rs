@@ -35,6 +35,7 @@ use crate::error::InitError;
 use crate::health::Pipeline;
 use crate::limits;
 use crate::redact::Redactor;
+use crate::sdk_env;
 
 /// Room above the gate's limit in the SDK's queue, for items admitted by
 /// threads racing past the gate at the same moment.
@@ -286,6 +287,11 @@ struct Transport<'a> {
     cfg: &'a OtlpConfig,
     signal: Signal,
     certificate: Option<Vec<u8>>,
+    /// Headers opentelemetry-otlp adds from the process environment that
+    /// otelwire's resolved configuration does not have (when the
+    /// configuration came from [`Builder::env_source`](crate::Builder::env_source)):
+    /// removed from every request.
+    stray_headers: Vec<http::HeaderName>,
 }
 
 impl<'a> Transport<'a> {
@@ -308,10 +314,20 @@ impl<'a> Transport<'a> {
                 Some(pem)
             }
         };
+        sdk_env::check_compression(cfg, signal)?;
+        let stray_headers = sdk_env::header_names(signal)
+            .into_iter()
+            .filter(|n| {
+                !cfg.headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case(n.as_str()))
+            })
+            .collect();
         Ok(Transport {
             cfg,
             signal,
             certificate,
+            stray_headers,
         })
     }
 
@@ -358,9 +374,10 @@ impl<'a> Transport<'a> {
     }
 
     fn metadata(&self) -> Result<OverrideMetadata, InitError> {
-        Ok(OverrideMetadata(
-            tonic::metadata::MetadataMap::from_headers(self.header_map()?),
-        ))
+        Ok(OverrideMetadata {
+            set: tonic::metadata::MetadataMap::from_headers(self.header_map()?),
+            remove: self.stray_headers.clone(),
+        })
     }
 
     fn tls(&self) -> Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig> {
@@ -489,6 +506,9 @@ fn check_pem(pem: &[u8]) -> Result<(), String> {
 struct HeaderClient {
     inner: reqwest::blocking::Client,
     headers: http::HeaderMap,
+    /// Headers the exporter added from the process environment that the
+    /// resolved configuration does not have.
+    remove: Vec<http::HeaderName>,
 }
 
 #[async_trait::async_trait]
@@ -497,6 +517,9 @@ impl opentelemetry_http::HttpClient for HeaderClient {
         &self,
         mut request: http::Request<opentelemetry_http::Bytes>,
     ) -> Result<http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError> {
+        for name in &self.remove {
+            request.headers_mut().remove(name);
+        }
         for (k, v) in &self.headers {
             request.headers_mut().insert(k.clone(), v.clone());
         }
@@ -506,11 +529,17 @@ impl opentelemetry_http::HttpClient for HeaderClient {
 
 /// The gRPC counterpart of [`HeaderClient`].
 #[derive(Debug, Clone)]
-struct OverrideMetadata(tonic::metadata::MetadataMap);
+struct OverrideMetadata {
+    set: tonic::metadata::MetadataMap,
+    remove: Vec<http::HeaderName>,
+}
 
 impl tonic::service::Interceptor for OverrideMetadata {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        for kv in self.0.iter() {
+        for name in &self.remove {
+            req.metadata_mut().remove(name.as_str());
+        }
+        for kv in self.set.iter() {
             if let tonic::metadata::KeyAndValueRef::Ascii(k, v) = kv {
                 req.metadata_mut().insert(k.clone(), v.clone());
             }
@@ -549,6 +578,7 @@ macro_rules! otlp_exporter {
                     .with_http_client(HeaderClient {
                         inner: t.http_client()?,
                         headers: t.header_map()?,
+                        remove: t.stray_headers.clone(),
                     })
                     .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended());
                 if let Some(c) = t.compression() {
