@@ -267,6 +267,12 @@ pub struct Span {
     pub scope: Scope,
     /// How it arrived.
     pub transport: Transport,
+    /// Attributes the sender dropped (over its count limit).
+    pub dropped_attributes_count: u32,
+    /// Events the sender dropped.
+    pub dropped_events_count: u32,
+    /// Links the sender dropped.
+    pub dropped_links_count: u32,
 }
 
 impl Span {
@@ -499,6 +505,9 @@ pub(crate) fn spans(req: &ExportTraceServiceRequest, transport: Transport) -> Ve
                     resource: resource.clone(),
                     scope: scope.clone(),
                     transport,
+                    dropped_attributes_count: s.dropped_attributes_count,
+                    dropped_events_count: s.dropped_events_count,
+                    dropped_links_count: s.dropped_links_count,
                 });
             }
         }

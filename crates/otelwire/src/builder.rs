@@ -385,6 +385,40 @@ impl Builder {
         self
     }
 
+    /// The temporality the OTLP metrics exporter asks for (else
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else cumulative):
+    /// `Delta` makes counters, asynchronous counters and histograms delta
+    /// (up-down counters stay cumulative), `LowMemory` only synchronous
+    /// counters and histograms, as the OTLP exporter specification says.
+    /// The Prometheus scrape endpoint is always cumulative.
+    pub fn metrics_temporality(
+        mut self,
+        temporality: opentelemetry_sdk::metrics::Temporality,
+    ) -> Self {
+        self.code.temporality = Some(temporality);
+        self
+    }
+
+    /// The count limits of spans: attributes per span, events and links
+    /// per span, attributes per event and per link; more are dropped by
+    /// the SDK and counted in the span's `dropped_*_count`. Set here, they
+    /// replace all of `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`,
+    /// `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT`,
+    /// `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`, `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`
+    /// and `OTEL_ATTRIBUTE_COUNT_LIMIT` (default 128 each).
+    pub fn span_limits(mut self, limits: opentelemetry_sdk::trace::SpanLimits) -> Self {
+        self.code.span_limits = Some(limits);
+        self
+    }
+
+    /// The most attributes a log record keeps; the first ones are kept
+    /// (else `OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT`, else
+    /// `OTEL_ATTRIBUTE_COUNT_LIMIT`, else 128).
+    pub fn log_attribute_count_limit(mut self, limit: u32) -> Self {
+        self.code.log_attribute_count_limit = Some(limit);
+        self
+    }
+
     /// Copies a field of the enclosing spans onto every log record emitted
     /// inside them (default: just [`REQUEST_ID_FIELD`], so every log record of
     /// a request carries its id). The field must be set when the span is

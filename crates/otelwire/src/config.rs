@@ -10,6 +10,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::trace::SpanLimits;
+
 use crate::error::InitError;
 
 /// One of the three OpenTelemetry signals.
@@ -513,6 +516,20 @@ impl EnvSource {
         }
     }
 
+    /// A count limit: a whole number from 0 (keep none) to `u32::MAX`.
+    pub(crate) fn limit(&self, var: &str) -> Result<Option<u32>, InitError> {
+        match self.get(var) {
+            None => Ok(None),
+            Some(v) => v.trim().parse::<u32>().map(Some).map_err(|_| {
+                InitError::env(
+                    var,
+                    &v,
+                    format!("expected a whole number from 0 to {}", u32::MAX),
+                )
+            }),
+        }
+    }
+
     pub(crate) fn bool(&self, var: &str) -> Result<Option<bool>, InitError> {
         match self.get(var) {
             None => Ok(None),
@@ -688,6 +705,12 @@ pub(crate) struct CodeSettings {
     pub(crate) failing_after: Option<Duration>,
     /// Attribute value length limits: traces, logs.
     pub(crate) value_length_limit: [Option<usize>; 2],
+    /// The metrics exporter's temporality preference.
+    pub(crate) temporality: Option<Temporality>,
+    /// Span attribute, event and link count limits, all set together.
+    pub(crate) span_limits: Option<SpanLimits>,
+    /// The most attributes a log record keeps.
+    pub(crate) log_attribute_count_limit: Option<u32>,
     /// Whether to serve the Prometheus scrape endpoint (beside the exporter).
     pub(crate) prometheus: Option<bool>,
     pub(crate) prometheus_host: Option<String>,
@@ -723,6 +746,16 @@ pub(crate) struct Resolved {
     /// The longest string attribute value (in characters) a span or log
     /// record keeps: traces, logs (log bodies included).
     pub(crate) value_length_limit: [usize; 2],
+    /// The OTLP metrics exporter's temporality preference
+    /// (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
+    pub(crate) temporality: Temporality,
+    /// Count limits of spans (`OTEL_SPAN_*_COUNT_LIMIT` and friends), set
+    /// on the SDK explicitly so that its own reading of the process
+    /// environment never applies.
+    pub(crate) span_limits: SpanLimits,
+    /// The most attributes a log record keeps
+    /// (`OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT`, `OTEL_ATTRIBUTE_COUNT_LIMIT`).
+    pub(crate) log_attribute_count_limit: usize,
     /// The Prometheus scrape endpoint, when metrics are served for scraping.
     pub(crate) prometheus: Option<crate::prometheus::Settings>,
 }
@@ -770,6 +803,12 @@ pub const MAX_RESOURCE_ATTRIBUTES_BYTES: usize = 16 * 1024;
 /// 1 MiB characters, a quarter of what a collector's gRPC receiver takes
 /// per request by default.
 pub const MAX_VALUE_LENGTH_LIMIT: usize = 1 << 20;
+
+/// The attribute count limit of log records (and the default of spans,
+/// span events and links) when none is configured: the specification's 128.
+pub(crate) const DEFAULT_ATTRIBUTE_COUNT_LIMIT: u32 = 128;
+
+const TEMPORALITY_VAR: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
 
 /// The default `RUST_LOG` when none is set.
 pub(crate) const DEFAULT_FILTER: &str = "info";
@@ -1155,6 +1194,63 @@ impl Resolved {
             };
         }
 
+        let temporality = match code.temporality {
+            Some(t) => t,
+            None => match env.get(TEMPORALITY_VAR) {
+                None => Temporality::Cumulative,
+                Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                    "cumulative" => Temporality::Cumulative,
+                    "delta" => Temporality::Delta,
+                    "lowmemory" => Temporality::LowMemory,
+                    _ => {
+                        return Err(InitError::env(
+                            TEMPORALITY_VAR,
+                            &v,
+                            "expected one of cumulative, delta, lowmemory",
+                        ));
+                    }
+                },
+            },
+        };
+
+        let attribute_count = env.limit("OTEL_ATTRIBUTE_COUNT_LIMIT")?;
+        let span_limits = match code.span_limits {
+            Some(l) => l,
+            None => {
+                let d = SpanLimits::default();
+                let attributes = |var: &str, default: u32| -> Result<u32, InitError> {
+                    Ok(env.limit(var)?.or(attribute_count).unwrap_or(default))
+                };
+                SpanLimits {
+                    max_attributes_per_span: attributes(
+                        "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+                        d.max_attributes_per_span,
+                    )?,
+                    max_events_per_span: env
+                        .limit("OTEL_SPAN_EVENT_COUNT_LIMIT")?
+                        .unwrap_or(d.max_events_per_span),
+                    max_links_per_span: env
+                        .limit("OTEL_SPAN_LINK_COUNT_LIMIT")?
+                        .unwrap_or(d.max_links_per_span),
+                    max_attributes_per_event: attributes(
+                        "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+                        d.max_attributes_per_event,
+                    )?,
+                    max_attributes_per_link: attributes(
+                        "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+                        d.max_attributes_per_link,
+                    )?,
+                }
+            }
+        };
+        let log_attribute_count_limit = match code.log_attribute_count_limit {
+            Some(n) => n,
+            None => env
+                .limit("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT")?
+                .or(attribute_count)
+                .unwrap_or(DEFAULT_ATTRIBUTE_COUNT_LIMIT),
+        } as usize;
+
         let prometheus = if scrape {
             Some(prometheus_settings(code, env)?)
         } else {
@@ -1182,6 +1278,9 @@ impl Resolved {
             process_metrics,
             failing_after,
             value_length_limit,
+            temporality,
+            span_limits,
+            log_attribute_count_limit,
             prometheus,
         })
     }

@@ -4,6 +4,10 @@
 //! so that one huge value neither holds megabytes in the queue nor makes
 //! the collector refuse the whole batch.
 //!
+//! Log records also keep at most `OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT`
+//! attributes (the SDK's log records have no count limit of their own;
+//! spans' count limits are the SDK's), counted in the same pass.
+//!
 //! Checking is one length comparison per string value: a string of at most
 //! `limit` bytes cannot have more than `limit` characters.
 
@@ -82,21 +86,25 @@ fn cut_any(v: &AnyValue, limit: usize) -> AnyValue {
     }
 }
 
-/// Whether the record's body or an attribute is longer than `limit`.
-pub(crate) fn log_record_too_long(record: &SdkLogRecord, limit: usize) -> bool {
+/// Whether the record's body or an attribute is longer than `limit`, or
+/// it has more than `count` attributes (one pass over the attributes).
+pub(crate) fn log_record_over_limits(record: &SdkLogRecord, limit: usize, count: usize) -> bool {
     record.body().is_some_and(|b| any_too_long(b, limit))
         || record
             .attributes_iter()
-            .any(|(_, v)| any_too_long(v, limit))
+            .enumerate()
+            .any(|(i, (_, v))| i >= count || any_too_long(v, limit))
 }
 
-/// A copy of `record` with its body and attribute values cut to `limit`.
+/// A copy of `record` with its body and attribute values cut to `limit`,
+/// and its first `count` attributes only.
 /// The SDK's record has no way to replace an attribute, so the copy is made
 /// from a fresh record of `template` (only for records that need it).
 pub(crate) fn truncated_log_record(
     template: &SdkLogger,
     record: &SdkLogRecord,
     limit: usize,
+    count: usize,
 ) -> SdkLogRecord {
     use opentelemetry::logs::Logger as _;
     let mut out = template.create_log_record();
@@ -127,6 +135,7 @@ pub(crate) fn truncated_log_record(
     out.add_attributes(
         record
             .attributes_iter()
+            .take(count)
             .map(|(k, v)| (k.clone(), cut_any(v, limit))),
     );
     out

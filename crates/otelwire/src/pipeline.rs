@@ -145,7 +145,8 @@ fn build_here(
     {
         let mut b = SdkTracerProvider::builder()
             .with_resource(resource.clone())
-            .with_sampler(sampler(cfg.sampler));
+            .with_sampler(sampler(cfg.sampler))
+            .with_span_limits(cfg.span_limits);
         let batch = cfg.batch[0];
         let exporter = match cfg.effective_exporter(Signal::Traces) {
             ExporterKind::None | ExporterKind::Prometheus => None,
@@ -212,6 +213,7 @@ fn build_here(
                     pipeline: pipeline.clone(),
                     max_in_flight: batch.max_queue_size as u64,
                     value_limit: cfg.value_length_limit[1],
+                    count_limit: cfg.log_attribute_count_limit,
                     template: {
                         use opentelemetry::logs::LoggerProvider as _;
                         SdkLoggerProvider::builder().build().logger("otelwire")
@@ -230,6 +232,7 @@ fn build_here(
         ExporterKind::Custom => custom.metric.take().map(MetricSink::Custom),
         ExporterKind::Otlp => Some(MetricSink::Otlp(Box::new(metric_exporter(
             &cfg.otlp[2],
+            cfg.temporality,
             rt.as_ref(),
         )?))),
     };
@@ -616,11 +619,12 @@ fn log_exporter(
 
 fn metric_exporter(
     cfg: &OtlpConfig,
+    temporality: Temporality,
     rt: Option<&tokio::runtime::Handle>,
 ) -> Result<opentelemetry_otlp::MetricExporter, InitError> {
     let t = Transport::new(cfg, Signal::Metrics)?;
     Ok(otlp_exporter!(
-        opentelemetry_otlp::MetricExporter::builder().with_temporality(Temporality::Cumulative),
+        opentelemetry_otlp::MetricExporter::builder().with_temporality(temporality),
         &t,
         rt
     ))
@@ -736,8 +740,9 @@ impl PushMetricExporter for MetricSink {
     }
     fn temporality(&self) -> Temporality {
         match self {
+            MetricSink::Otlp(e) => e.temporality(),
             MetricSink::Custom(e) => e.temporality_dyn(),
-            _ => Temporality::Cumulative,
+            MetricSink::Console(_) => Temporality::Cumulative,
         }
     }
 }
@@ -1009,6 +1014,8 @@ struct LogGate {
     max_in_flight: u64,
     /// The attribute value length limit (log bodies included).
     value_limit: usize,
+    /// The most attributes a record keeps.
+    count_limit: usize,
     /// Makes the fresh records that replace records with values too long
     /// (the SDK's records cannot replace an attribute in place).
     template: SdkLogger,
@@ -1038,8 +1045,13 @@ impl LogProcessor for LogGate {
                 .unwrap_or_else(std::time::SystemTime::now);
             opentelemetry::logs::LogRecord::set_timestamp(record, at);
         }
-        if limits::log_record_too_long(record, self.value_limit) {
-            let mut short = limits::truncated_log_record(&self.template, record, self.value_limit);
+        if limits::log_record_over_limits(record, self.value_limit, self.count_limit) {
+            let mut short = limits::truncated_log_record(
+                &self.template,
+                record,
+                self.value_limit,
+                self.count_limit,
+            );
             return self.inner.emit(&mut short, scope);
         }
         self.inner.emit(record, scope)
