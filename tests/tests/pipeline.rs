@@ -546,11 +546,31 @@ fn bad_values_name_the_variable_and_the_value() {
         ("OTEL_BSP_MAX_QUEUE_SIZE", "big", "whole number"),
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", "positive"),
         ("OTEL_BSP_SCHEDULE_DELAY", "1s", "milliseconds"),
-        ("OTEL_BSP_EXPORT_TIMEOUT", "x", "milliseconds"),
+        (
+            "OTEL_BSP_EXPORT_TIMEOUT",
+            "x",
+            "otelwire does not support it",
+        ),
         ("OTEL_BLRP_MAX_QUEUE_SIZE", "-5", "whole number"),
         ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "many", "whole number"),
         ("OTEL_BLRP_SCHEDULE_DELAY", "soon", "milliseconds"),
-        ("OTEL_BLRP_EXPORT_TIMEOUT", "1.5", "milliseconds"),
+        (
+            "OTEL_BLRP_EXPORT_TIMEOUT",
+            "1000",
+            "otelwire does not support it",
+        ),
+        (
+            "OTEL_METRIC_EXPORT_TIMEOUT",
+            "1000",
+            "otelwire does not support it",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+            "both",
+            "cumulative, delta, lowmemory",
+        ),
+        ("OTEL_SPAN_LINK_COUNT_LIMIT", "-1", "whole number"),
+        ("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", "x", "whole number"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "abc", "milliseconds"),
         ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "0", "positive"),
         (

@@ -666,7 +666,6 @@ pub(crate) struct BatchSettings {
     pub(crate) max_queue_size: usize,
     pub(crate) max_export_batch_size: usize,
     pub(crate) scheduled_delay: Duration,
-    pub(crate) export_timeout: Duration,
 }
 
 /// The values set in code on the builder; `None` means "from the environment".
@@ -810,12 +809,130 @@ pub(crate) const DEFAULT_ATTRIBUTE_COUNT_LIMIT: u32 = 128;
 
 const TEMPORALITY_VAR: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
 
+/// Variables of the OpenTelemetry SDK environment specification (and of
+/// the OTLP exporter's) for traces, logs, metrics and OTLP that otelwire
+/// reads and honours. With [`REFUSED`], every one the specification
+/// defines; the crate docs' table lists the same (a test checks).
+#[cfg(test)]
+pub(crate) const SUPPORTED: &[&str] = &[
+    "OTEL_SDK_DISABLED",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SERVICE_NAME",
+    "OTEL_PROPAGATORS",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BLRP_SCHEDULE_DELAY",
+    "OTEL_BLRP_MAX_QUEUE_SIZE",
+    "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_EVENT_COUNT_LIMIT",
+    "OTEL_SPAN_LINK_COUNT_LIMIT",
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_LOGS_EXPORTER",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_EXPORTER_PROMETHEUS_HOST",
+    "OTEL_EXPORTER_PROMETHEUS_PORT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_INSECURE",
+    "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+    "OTEL_EXPORTER_OTLP_LOGS_INSECURE",
+    "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+];
+
+/// Variables of the OpenTelemetry SDK environment specification that
+/// otelwire does not support, and why: set, each is an init error saying
+/// so, rather than a setting that silently does nothing.
+pub(crate) const REFUSED: &[(&str, &str)] = &[
+    ("OTEL_BSP_EXPORT_TIMEOUT", EXPORT_TIMEOUT_WHY),
+    ("OTEL_BLRP_EXPORT_TIMEOUT", EXPORT_TIMEOUT_WHY),
+    ("OTEL_METRIC_EXPORT_TIMEOUT", EXPORT_TIMEOUT_WHY),
+    ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", MTLS_WHY),
+    ("OTEL_EXPORTER_OTLP_CLIENT_KEY", MTLS_WHY),
+    ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", MTLS_WHY),
+    ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", MTLS_WHY),
+    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", MTLS_WHY),
+    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", MTLS_WHY),
+    ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", MTLS_WHY),
+    ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", MTLS_WHY),
+    (
+        "OTEL_METRICS_EXEMPLAR_FILTER",
+        "otelwire records no exemplars (opentelemetry_sdk 0.33 has none); unset it",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        "otelwire exports explicit bucket histograms only; unset it",
+    ),
+    (
+        "OTEL_LOG_LEVEL",
+        "otelwire does not support it: the OpenTelemetry SDK's own diagnostics are tracing \
+         events, chosen with RUST_LOG (RUST_LOG=info,opentelemetry_sdk=debug): unset it",
+    ),
+];
+
+const EXPORT_TIMEOUT_WHY: &str = "otelwire does not support it: the batch processors and the \
+     periodic reader of opentelemetry_sdk 0.33 have no export deadline; each export request is \
+     bounded by OTEL_EXPORTER_OTLP_TIMEOUT (or the per-signal OTEL_EXPORTER_OTLP_{SIGNAL}_TIMEOUT, \
+     Builder::timeout): unset it and set that instead";
+
+const MTLS_WHY: &str = "otelwire does not support client certificates (mutual TLS) yet: unset it";
+
+/// An init error for the first refused variable that is set.
+fn check_refused(env: &EnvSource) -> Result<(), InitError> {
+    for (var, why) in REFUSED {
+        if let Some(v) = env.get(var) {
+            let shown = if is_secret_var(var) {
+                "<hidden>"
+            } else {
+                v.as_str()
+            };
+            return Err(InitError::env(var, shown, *why));
+        }
+    }
+    Ok(())
+}
+
 /// The default `RUST_LOG` when none is set.
 pub(crate) const DEFAULT_FILTER: &str = "info";
 
 impl Resolved {
     pub(crate) fn resolve(code: &CodeSettings, env: &EnvSource) -> Result<Self, InitError> {
         env.check_unicode()?;
+        check_refused(env)?;
         let mut resource_attributes = BTreeMap::new();
         if let Some(v) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
             for (k, val) in parse_key_values("OTEL_RESOURCE_ATTRIBUTES", &v, false)? {
@@ -901,6 +1018,19 @@ impl Resolved {
             None => Vec::new(),
         };
         let generic_cert = env.get("OTEL_EXPORTER_OTLP_CERTIFICATE");
+        // Only for an endpoint without a scheme, which otelwire refuses:
+        // the scheme decides. Validated, so a typo is still an error.
+        for var in ["OTEL_EXPORTER_OTLP_INSECURE"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(
+                Signal::ALL
+                    .iter()
+                    .map(|s| format!("OTEL_EXPORTER_OTLP_{}_INSECURE", s.env_infix())),
+            )
+        {
+            env.bool(&var)?;
+        }
 
         let mut exporter = [ExporterKind::Otlp; 3];
         let mut scrape = false;
@@ -1099,7 +1229,6 @@ impl Resolved {
             max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
             max_export_batch_size: 512,
             scheduled_delay: Duration::from_secs(5),
-            export_timeout: Duration::from_secs(30),
         }; 2];
         for (i, prefix) in ["OTEL_BSP", "OTEL_BLRP"].into_iter().enumerate() {
             let b = &mut batch[i];
@@ -1127,9 +1256,6 @@ impl Resolved {
                     .millis(&format!("{prefix}_SCHEDULE_DELAY"))?
                     .unwrap_or(b.scheduled_delay),
             };
-            b.export_timeout = env
-                .millis(&format!("{prefix}_EXPORT_TIMEOUT"))?
-                .unwrap_or(b.export_timeout);
             b.max_export_batch_size = b.max_export_batch_size.min(b.max_queue_size);
         }
 
@@ -1499,6 +1625,59 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(r.service_name, "from-env");
+    }
+
+    /// The crate docs' table of the specification's variables lists
+    /// exactly the names otelwire supports and refuses, each with its status.
+    #[test]
+    fn the_variable_table_matches_the_parser() {
+        let docs = include_str!("lib.rs");
+        let start = docs
+            .find("# Every OpenTelemetry SDK variable")
+            .expect("the table's section");
+        let section = &docs[start..];
+        let section = &section[..section[2..]
+            .find("\n//! # ")
+            .map_or(section.len(), |e| e + 2)];
+        let mut table: Vec<(String, String)> = Vec::new();
+        for line in section.lines() {
+            let Some(row) = line.strip_prefix("//! | `") else {
+                continue;
+            };
+            let (names, rest) = row.split_once(" | ").expect("a status column");
+            let status = rest.split(" | ").next().unwrap().trim().to_owned();
+            for name in names.split(", ") {
+                table.push((name.trim_matches('`').to_owned(), status.clone()));
+            }
+        }
+        let mut expected: Vec<(String, String)> = SUPPORTED
+            .iter()
+            .map(|v| (v.to_string(), "supported".to_owned()))
+            .chain(
+                REFUSED
+                    .iter()
+                    .map(|(v, _)| (v.to_string(), "refused".to_owned())),
+            )
+            .collect();
+        expected.sort();
+        table.sort();
+        let missing: Vec<_> = expected.iter().filter(|e| !table.contains(e)).collect();
+        let extra: Vec<_> = table.iter().filter(|t| !expected.contains(t)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "not in the table (or another status): {missing:?}; in the table only: {extra:?}"
+        );
+    }
+
+    #[test]
+    fn refused_variables_are_errors_that_say_so() {
+        for (var, _) in REFUSED {
+            let err = resolve(&[(var, "1")]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{var}=")), "{err}");
+            assert!(err.contains("unset it"), "{err}");
+        }
+        let err = resolve(&[("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("true or false"), "{err}");
     }
 
     #[test]

@@ -83,16 +83,20 @@
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_{SIGNAL}_TIMEOUT` | `10000` | export timeout, milliseconds |
 //! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_{SIGNAL}_COMPRESSION` | `none` | `gzip` or `none` |
 //! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_{SIGNAL}_CERTIFICATE` | system roots | PEM file of the CA to trust for `https` endpoints |
+//! | `OTEL_EXPORTER_OTLP_INSECURE`, `…_{SIGNAL}_INSECURE` | `false` | `true` or `false`, validated; it only concerns an endpoint without a scheme, which otelwire refuses, so the scheme (`http://` or `https://`) decides |
+//! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta` (counters, asynchronous counters and histograms delta; up-down counters cumulative) or `lowmemory` (synchronous counters and histograms delta), any case ([`Builder::metrics_temporality`]) |
 //! | `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | `1.0` | the ratio, in `[0, 1]` |
 //! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | a list of `tracecontext`, `baggage`, `b3` (Zipkin B3, one header), `b3multi` (B3, `X-B3-*` headers), `jaeger` (`uber-trace-id`, `uberctx-*`), or `none`; extraction takes the parent from the first format in the list that carries one, injection writes every format ([`propagation::CompositePropagator`]); `xray` and `ottrace` are refused by name |
 //! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_QUEUE_SIZE` | `8192` | spans / log records waiting for export before new ones are dropped (the specification's default is 2048; see [`DEFAULT_MAX_QUEUE_SIZE`] for why otelwire holds more); at most [`MAX_QUEUE_SIZE_LIMIT`] (262144) |
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | `512` | items per export request, at most the queue size |
 //! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BLRP_SCHEDULE_DELAY` | `5000`, `1000` | milliseconds between exports |
-//! | `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT` | `30000` | milliseconds (validated; the transport timeout applies) |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | `60000` | milliseconds between metric exports |
 //! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `32768` | longest string attribute value kept, in characters (the specification's default is unlimited; otelwire bounds it so that one huge value can neither fill memory nor make the collector refuse a batch); log bodies are cut too, and so are the values of local lines (the log records' limit), which are also bounded by [`MAX_LINE_BYTES`]; at most [`MAX_VALUE_LENGTH_LIMIT`] (1048576) |
 //! | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | the above | the same, for one signal |
+//! | `OTEL_ATTRIBUTE_COUNT_LIMIT` | `128` | most attributes per span, span event, link and log record, where no specific limit is set; more are dropped (spans count them in `dropped_attributes_count`) |
+//! | `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`, `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`, `OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT` | the above | the same, for one kind ([`Builder::span_limits`], [`Builder::log_attribute_count_limit`]) |
+//! | `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT` | `128` | most events, links per span |
 //! | `RUST_LOG` | `info` | which events are logged, to every output ([`EnvFilter`](tracing_subscriber::EnvFilter) syntax; spaces around a directive and empty directives, as in `info, app=debug,`, are ignored); changed live with [`Telemetry::set_filter`] |
 //! | `OTELWIRE_TRACES_FILTER` | `RUST_LOG`'s directives, each at least `info` | which spans are recorded and exported, same syntax: `RUST_LOG=warn` still records INFO spans (every request's server span), `RUST_LOG=debug` records DEBUG spans too; see [Two filters](#two-filters) |
 //! | `OTELWIRE_LOG_FORMAT` | `pretty` on a terminal, else `json` | local output: `pretty`, `compact`, `json` or `none` |
@@ -112,6 +116,46 @@
 //! log records in any case. Likewise [`audit`] and security events
 //! (`otelwire::audit`, `otelwire::security`) stay at `info` whatever the
 //! general level, so `RUST_LOG=warn` keeps the audit trail whole.
+//!
+//! # Every OpenTelemetry SDK variable
+//!
+//! Every variable of the OpenTelemetry SDK environment specification (and
+//! of the OTLP exporter specification) for traces, logs, metrics and OTLP,
+//! with what otelwire does with it: `supported` (read, validated and
+//! honoured, as in the table above; set in code, the builder's value wins,
+//! also over the copy opentelemetry-otlp reads from the process
+//! environment itself), or `refused` (set, it is an [`InitError`] that
+//! names it and says otelwire does not support it, rather than a setting
+//! that silently does nothing). A test checks this table against the
+//! names the configuration parser knows.
+//!
+//! | Variable | Status | Note |
+//! |---|---|---|
+//! | `OTEL_SDK_DISABLED` | supported | |
+//! | `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` | supported | |
+//! | `OTEL_PROPAGATORS` | supported | `xray`, `ottrace` refused by name |
+//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | supported | |
+//! | `OTEL_TRACES_EXPORTER`, `OTEL_LOGS_EXPORTER`, `OTEL_METRICS_EXPORTER` | supported | `otlp`, `console`, `none`, `prometheus` (metrics) |
+//! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | supported | |
+//! | `OTEL_BLRP_SCHEDULE_DELAY`, `OTEL_BLRP_MAX_QUEUE_SIZE`, `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | supported | |
+//! | `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_BLRP_EXPORT_TIMEOUT`, `OTEL_METRIC_EXPORT_TIMEOUT` | refused | opentelemetry_sdk 0.33's batch processors and periodic reader have no export deadline; `OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT` bounds each request |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | supported | |
+//! | `OTEL_METRICS_EXEMPLAR_FILTER` | refused | no exemplars |
+//! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT` | supported | |
+//! | `OTEL_ATTRIBUTE_COUNT_LIMIT`, `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, `OTEL_SPAN_EVENT_COUNT_LIMIT`, `OTEL_SPAN_LINK_COUNT_LIMIT`, `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`, `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`, `OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT` | supported | |
+//! | `OTEL_EXPORTER_PROMETHEUS_HOST`, `OTEL_EXPORTER_PROMETHEUS_PORT` | supported | |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | supported | |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_LOGS_PROTOCOL`, `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` | supported | |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `OTEL_EXPORTER_OTLP_LOGS_HEADERS`, `OTEL_EXPORTER_OTLP_METRICS_HEADERS` | supported | |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, `OTEL_EXPORTER_OTLP_LOGS_TIMEOUT`, `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT` | supported | |
+//! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, `OTEL_EXPORTER_OTLP_LOGS_COMPRESSION`, `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION` | supported | `gzip` or `none`; [`Compression::None`] in code against `gzip` in the process environment is an [`InitError`] (opentelemetry-otlp would gzip anyway) |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, `OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE`, `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE` | supported | |
+//! | `OTEL_EXPORTER_OTLP_INSECURE`, `OTEL_EXPORTER_OTLP_TRACES_INSECURE`, `OTEL_EXPORTER_OTLP_LOGS_INSECURE`, `OTEL_EXPORTER_OTLP_METRICS_INSECURE` | supported | validated; the endpoint's scheme decides |
+//! | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE` | refused | no mutual TLS yet |
+//! | `OTEL_EXPORTER_OTLP_CLIENT_KEY`, `OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY`, `OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY`, `OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY` | refused | no mutual TLS yet |
+//! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | supported | |
+//! | `OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION` | refused | explicit bucket histograms only |
+//! | `OTEL_LOG_LEVEL` | refused | the SDK's diagnostics follow `RUST_LOG` |
 //!
 //! # Two filters
 //!
