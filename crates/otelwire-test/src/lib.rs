@@ -2,8 +2,8 @@
 //!
 //! # The API
 //!
-//! - [`Collector`] (and [`CollectorBuilder`] for ports, TLS and the initial
-//!   [`Mode`]): what arrived ([`Collector::spans`], [`Collector::logs`],
+//! - [`Collector`] (and [`CollectorBuilder`] for ports, TLS, mutual TLS
+//!   and the initial [`Mode`]): what arrived ([`Collector::spans`], [`Collector::logs`],
 //!   [`Collector::metrics`] and their filters), waits with a deadline
 //!   ([`Collector::wait_for_spans`], [`Collector::wait_for_logs`],
 //!   [`Collector::wait_for_metric`], and `_blocking` forms for tests
@@ -134,6 +134,8 @@ pub(crate) struct Data {
     metrics: Vec<MetricPoint>,
     pub(crate) stats: RequestStats,
     pub(crate) headers: Vec<Vec<(String, String)>>,
+    /// The subject common name of each client certificate presented.
+    pub(crate) client_subjects: Vec<String>,
 }
 
 /// State shared by the receivers and the handle.
@@ -226,6 +228,40 @@ impl Data {
     }
 }
 
+/// A client certificate and its private key, PEM, from
+/// [`Collector::client_certificate`].
+#[derive(Clone)]
+pub struct ClientCertificate {
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its private key (PKCS#8).
+    pub key_pem: String,
+}
+
+impl fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<hidden>")
+            .finish()
+    }
+}
+
+impl ClientCertificate {
+    /// Writes the certificate and the key to `client.crt` and `client.key`
+    /// in `dir`, returning both paths.
+    pub fn write_to(
+        &self,
+        dir: impl AsRef<std::path::Path>,
+    ) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+        let cert = dir.as_ref().join("client.crt");
+        let key = dir.as_ref().join("client.key");
+        std::fs::write(&cert, &self.cert_pem)?;
+        std::fs::write(&key, &self.key_pem)?;
+        Ok((cert, key))
+    }
+}
+
 /// Configures a [`Collector`] before it starts.
 #[derive(Debug, Clone, Default)]
 pub struct CollectorBuilder {
@@ -233,6 +269,7 @@ pub struct CollectorBuilder {
     grpc_port: u16,
     http_port: u16,
     tls: bool,
+    require_client_certificate: bool,
 }
 
 impl CollectorBuilder {
@@ -263,10 +300,21 @@ impl CollectorBuilder {
         self
     }
 
+    /// Serves both endpoints over TLS (as [`tls`](Self::tls)) and demands a
+    /// client certificate signed by the collector's CA (mutual TLS): a
+    /// client without one fails the handshake, and nothing it sends is
+    /// stored. [`Collector::client_certificate`] makes one;
+    /// [`Collector::client_certificate_subjects`] tells which were presented.
+    pub fn require_client_certificate(mut self) -> Self {
+        self.tls = true;
+        self.require_client_certificate = true;
+        self
+    }
+
     /// Starts listening.
     pub fn start(self) -> Result<Collector, StartError> {
         let tls = if self.tls {
-            Some(tls::self_signed()?)
+            Some(tls::self_signed(self.require_client_certificate)?)
         } else {
             None
         };
@@ -360,11 +408,13 @@ impl Collector {
                 grpc,
                 server::grpc_router(self.shared.clone()),
                 acceptor.clone(),
+                self.shared.clone(),
             )),
             self.rt().spawn(server::serve(
                 http,
                 server::http_router(self.shared.clone()),
                 acceptor,
+                self.shared.clone(),
             )),
         ];
         Ok(addrs)
@@ -391,6 +441,23 @@ impl Collector {
     /// [`CollectorBuilder::tls`].
     pub fn ca_pem(&self) -> Option<&str> {
         self.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// A new client certificate for `common_name`, signed by the CA that
+    /// signed the collector's certificate (so accepted with
+    /// [`CollectorBuilder::require_client_certificate`]), with its private
+    /// key; `None` without TLS.
+    pub fn client_certificate(&self, common_name: &str) -> Option<ClientCertificate> {
+        let (cert_pem, key_pem) = self.tls.as_ref()?.client_certificate(common_name).ok()?;
+        Some(ClientCertificate { cert_pem, key_pem })
+    }
+
+    /// The subject common name of the client certificate of every TLS
+    /// connection that presented one, in order of connection (with
+    /// [`CollectorBuilder::require_client_certificate`], every connection
+    /// that got through the handshake).
+    pub fn client_certificate_subjects(&self) -> Vec<String> {
+        lock(&self.shared.data).client_subjects.clone()
     }
 
     /// The gRPC listening address.

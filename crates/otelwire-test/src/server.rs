@@ -347,6 +347,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -356,6 +357,7 @@ pub(crate) async fn serve(
                 let _ = stream.set_nodelay(true);
                 let service = TowerToHyperService::new(router.clone());
                 let tls = tls.clone();
+                let shared = shared.clone();
                 connections.spawn(async move {
                     let builder = auto::Builder::new(TokioExecutor::new());
                     match tls {
@@ -364,6 +366,12 @@ pub(crate) async fn serve(
                         }
                         Some(acceptor) => {
                             let Ok(stream) = acceptor.accept(stream).await else { return };
+                            if let Some(cert) =
+                                stream.get_ref().1.peer_certificates().and_then(|c| c.first())
+                            {
+                                let subject = crate::tls::subject_common_name(cert);
+                                shared.with_data(|d| d.client_subjects.push(subject));
+                            }
                             let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                         }
                     }

@@ -658,6 +658,17 @@ pub(crate) struct OtlpConfig {
     pub(crate) compression: Compression,
     /// The CA file, and the variable that named it.
     pub(crate) certificate: Option<(String, std::path::PathBuf)>,
+    /// The client certificate and key files (mutual TLS), each with the
+    /// variable (or builder setting) that named it.
+    pub(crate) client_identity: Option<ClientIdentity>,
+}
+
+/// A client certificate chain and its private key, both PEM files, each
+/// with where it was named: read at init.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientIdentity {
+    pub(crate) certificate: (String, std::path::PathBuf),
+    pub(crate) key: (String, std::path::PathBuf),
 }
 
 /// Batch processor settings for one signal (`OTEL_BSP_*` or `OTEL_BLRP_*`).
@@ -687,6 +698,11 @@ pub(crate) struct CodeSettings {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) compression: Option<Compression>,
+    /// Client certificate and key files for every signal.
+    pub(crate) client_certificate: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Client certificate and key files of one signal (winning over
+    /// `client_certificate`).
+    pub(crate) signal_client_certificate: [Option<(std::path::PathBuf, std::path::PathBuf)>; 3],
     pub(crate) sampler: Option<Sampler>,
     pub(crate) propagators: Option<Vec<Propagator>>,
     pub(crate) log_format: Option<LogFormat>,
@@ -855,6 +871,14 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
     "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
     "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
     "OTEL_EXPORTER_OTLP_HEADERS",
     "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
     "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
@@ -881,14 +905,6 @@ pub(crate) const REFUSED: &[(&str, &str)] = &[
     ("OTEL_BSP_EXPORT_TIMEOUT", EXPORT_TIMEOUT_WHY),
     ("OTEL_BLRP_EXPORT_TIMEOUT", EXPORT_TIMEOUT_WHY),
     ("OTEL_METRIC_EXPORT_TIMEOUT", EXPORT_TIMEOUT_WHY),
-    ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", MTLS_WHY),
-    ("OTEL_EXPORTER_OTLP_CLIENT_KEY", MTLS_WHY),
-    ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", MTLS_WHY),
-    ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", MTLS_WHY),
-    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", MTLS_WHY),
-    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", MTLS_WHY),
-    ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", MTLS_WHY),
-    ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", MTLS_WHY),
     (
         "OTEL_METRICS_EXEMPLAR_FILTER",
         "otelwire records no exemplars (opentelemetry_sdk 0.33 has none); unset it",
@@ -909,8 +925,6 @@ const EXPORT_TIMEOUT_WHY: &str = "otelwire does not support it: the batch proces
      bounded by OTEL_EXPORTER_OTLP_TIMEOUT (or the per-signal OTEL_EXPORTER_OTLP_{SIGNAL}_TIMEOUT, \
      Builder::timeout): unset it and set that instead";
 
-const MTLS_WHY: &str = "otelwire does not support client certificates (mutual TLS) yet: unset it";
-
 /// An init error for the first refused variable that is set.
 fn check_refused(env: &EnvSource) -> Result<(), InitError> {
     for (var, why) in REFUSED {
@@ -924,6 +938,46 @@ fn check_refused(env: &EnvSource) -> Result<(), InitError> {
         }
     }
     Ok(())
+}
+
+/// The client certificate and key of one signal from the environment: the
+/// per-signal variable, else the generic one, for each. One without the
+/// other is an error naming both.
+fn client_identity_from_env(
+    env: &EnvSource,
+    infix: &str,
+) -> Result<Option<ClientIdentity>, InitError> {
+    let pick = |what: &str| {
+        let var = format!("OTEL_EXPORTER_OTLP_{infix}_CLIENT_{what}");
+        match env.get(&var) {
+            Some(v) => Some((var, std::path::PathBuf::from(v))),
+            None => env
+                .get(&format!("OTEL_EXPORTER_OTLP_CLIENT_{what}"))
+                .map(|v| (format!("OTEL_EXPORTER_OTLP_CLIENT_{what}"), v.into())),
+        }
+    };
+    match (pick("CERTIFICATE"), pick("KEY")) {
+        (None, None) => Ok(None),
+        (Some(certificate), Some(key)) => Ok(Some(ClientIdentity { certificate, key })),
+        (Some((var, path)), None) => Err(InitError::Certificate {
+            reason: format!(
+                "a client certificate needs its private key: set \
+                 OTEL_EXPORTER_OTLP_CLIENT_KEY (or OTEL_EXPORTER_OTLP_{infix}_CLIENT_KEY) \
+                 too, or unset {var}"
+            ),
+            var,
+            path,
+        }),
+        (None, Some((var, path))) => Err(InitError::Certificate {
+            reason: format!(
+                "a client key needs its certificate: set \
+                 OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE (or \
+                 OTEL_EXPORTER_OTLP_{infix}_CLIENT_CERTIFICATE) too, or unset {var}"
+            ),
+            var,
+            path,
+        }),
+    }
 }
 
 /// The default `RUST_LOG` when none is set.
@@ -1137,6 +1191,17 @@ impl Resolved {
                     .map(|path| ("OTEL_EXPORTER_OTLP_CERTIFICATE".to_owned(), path.into())),
             };
 
+            let client_identity = match code.signal_client_certificate[i]
+                .as_ref()
+                .or(code.client_certificate.as_ref())
+            {
+                Some((cert, key)) => Some(ClientIdentity {
+                    certificate: ("client_certificate".to_owned(), cert.clone()),
+                    key: ("client_certificate (key)".to_owned(), key.clone()),
+                }),
+                None => client_identity_from_env(env, infix)?,
+            };
+
             otlp.push(OtlpConfig {
                 protocol,
                 endpoint,
@@ -1144,6 +1209,7 @@ impl Resolved {
                 timeout,
                 compression,
                 certificate,
+                client_identity,
             });
         }
         let otlp: [OtlpConfig; 3] = otlp.try_into().expect("three signals");

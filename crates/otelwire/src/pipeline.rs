@@ -30,7 +30,9 @@ use opentelemetry_sdk::trace::{
     BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor,
 };
 
-use crate::config::{Compression, ExporterKind, OtlpConfig, Protocol, Resolved, Sampler, Signal};
+use crate::config::{
+    ClientIdentity, Compression, ExporterKind, OtlpConfig, Protocol, Resolved, Sampler, Signal,
+};
 use crate::error::InitError;
 use crate::health::Pipeline;
 use crate::limits;
@@ -290,6 +292,8 @@ struct Transport<'a> {
     cfg: &'a OtlpConfig,
     signal: Signal,
     certificate: Option<Vec<u8>>,
+    /// The client certificate chain and private key (mutual TLS), PEM.
+    identity: Option<(Vec<u8>, Vec<u8>)>,
     /// Headers opentelemetry-otlp adds from the process environment that
     /// otelwire's resolved configuration does not have (when the
     /// configuration came from [`Builder::env_source`](crate::Builder::env_source)):
@@ -307,7 +311,7 @@ impl<'a> Transport<'a> {
                     path: path.clone(),
                     reason: format!("cannot read it: {e}"),
                 })?;
-                if let Err(reason) = check_pem(&pem) {
+                if let Err(reason) = check_pem(&pem, CERTIFICATE_LABELS, CERTIFICATE_WANTED) {
                     return Err(InitError::Certificate {
                         var: var.clone(),
                         path: path.clone(),
@@ -317,6 +321,11 @@ impl<'a> Transport<'a> {
                 Some(pem)
             }
         };
+        let identity = cfg
+            .client_identity
+            .as_ref()
+            .map(read_identity)
+            .transpose()?;
         sdk_env::check_compression(cfg, signal)?;
         let stray_headers = sdk_env::header_names(signal)
             .into_iter()
@@ -330,11 +339,24 @@ impl<'a> Transport<'a> {
             cfg,
             signal,
             certificate,
+            identity,
             stray_headers,
         })
     }
 
     fn build_error(&self, e: impl std::error::Error + Send + Sync + 'static) -> InitError {
+        // Likewise a client certificate or key the TLS stack refuses (a key
+        // that does not match the certificate, say).
+        if let Some(id) = &self.cfg.client_identity {
+            let text = error_chain(&e);
+            let lower = text.to_ascii_lowercase();
+            if ["key", "identity", "client cert", "client auth"]
+                .iter()
+                .any(|w| lower.contains(w))
+            {
+                return identity_error(id, format!("not a usable client certificate: {text}"));
+            }
+        }
         // A certificate that looks like PEM but that the TLS stack refuses
         // is still the certificate variable's fault: say so.
         if let Some((var, path)) = &self.cfg.certificate {
@@ -388,11 +410,16 @@ impl<'a> Transport<'a> {
         if !self.cfg.endpoint.starts_with("https://") {
             return None;
         }
-        let tls = ClientTlsConfig::new().with_native_roots();
-        Some(match &self.certificate {
-            Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
-            None => tls,
-        })
+        let mut tls = ClientTlsConfig::new().with_native_roots();
+        if let Some(pem) = &self.certificate {
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        if let Some((cert, key)) = &self.identity {
+            tls = tls.identity(
+                opentelemetry_otlp::tonic_types::transport::Identity::from_pem(cert, key),
+            );
+        }
+        Some(tls)
     }
 
     fn http_client(&self) -> Result<reqwest::blocking::Client, InitError> {
@@ -415,6 +442,10 @@ impl<'a> Transport<'a> {
                 }
             })?),
         };
+        let identity = match (&self.identity, &self.cfg.client_identity) {
+            (Some((cert, key)), Some(id)) => Some(http_identity(cert, key, id)?),
+            _ => None,
+        };
         // The blocking client owns a runtime of its own; building (or
         // dropping) it inside an async context panics, so do it on a thread.
         let built = std::thread::Builder::new()
@@ -423,6 +454,9 @@ impl<'a> Transport<'a> {
                 let mut b = reqwest::blocking::Client::builder().timeout(timeout);
                 if let Some(cert) = cert {
                     b = b.add_root_certificate(cert);
+                }
+                if let Some(identity) = identity {
+                    b = b.identity(identity);
                 }
                 b.build()
             })
@@ -462,10 +496,69 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Checks that a CA file is PEM with at least one certificate whose body is
-/// base64, so that a garbage file is an error naming its variable rather
-/// than a transport error later.
-fn check_pem(pem: &[u8]) -> Result<(), String> {
+const CERTIFICATE_LABELS: &[&str] = &["CERTIFICATE"];
+const CERTIFICATE_WANTED: &str =
+    "not a PEM file with a certificate (no -----BEGIN CERTIFICATE----- line)";
+const KEY_LABELS: &[&str] = &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"];
+const KEY_WANTED: &str = "not a PEM file with an unencrypted private key (no -----BEGIN \
+     PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY line)";
+
+/// An init error about a client certificate or key file: it names the
+/// certificate's variable and file, and the key's (never the key itself).
+fn identity_error(id: &ClientIdentity, reason: String) -> InitError {
+    let (var, path) = id.certificate.clone();
+    let (key_var, key_path) = &id.key;
+    InitError::Certificate {
+        var,
+        path,
+        reason: format!("with the key of {key_var}={}: {reason}", key_path.display()),
+    }
+}
+
+/// Reads a client certificate and its key, checking that each is PEM of
+/// its kind. The errors name the variable and the file, and say nothing of
+/// what the files hold.
+fn read_identity(id: &ClientIdentity) -> Result<(Vec<u8>, Vec<u8>), InitError> {
+    let read = |(var, path): &(String, std::path::PathBuf), labels, wanted| {
+        let pem = std::fs::read(path).map_err(|e| InitError::Certificate {
+            var: var.clone(),
+            path: path.clone(),
+            reason: format!("cannot read it: {e}"),
+        })?;
+        check_pem(&pem, labels, wanted).map_err(|reason| InitError::Certificate {
+            var: var.clone(),
+            path: path.clone(),
+            reason,
+        })?;
+        Ok::<_, InitError>(pem)
+    };
+    let cert = read(&id.certificate, CERTIFICATE_LABELS, CERTIFICATE_WANTED)?;
+    let key = read(&id.key, KEY_LABELS, KEY_WANTED)?;
+    // Parse the pair now, so that a bad one is an init error whatever the
+    // transport (tonic would only find out when it connects).
+    http_identity(&cert, &key, id)?;
+    Ok((cert, key))
+}
+
+/// The HTTP client's identity: the certificate chain, then the key.
+fn http_identity(
+    cert: &[u8],
+    key: &[u8],
+    id: &ClientIdentity,
+) -> Result<reqwest::Identity, InitError> {
+    let mut pem = Vec::with_capacity(cert.len() + key.len() + 1);
+    pem.extend_from_slice(cert);
+    pem.push(b'\n');
+    pem.extend_from_slice(key);
+    // reqwest's messages repeat nothing of the input.
+    reqwest::Identity::from_pem(&pem).map_err(|e| identity_error(id, error_chain(&e)))
+}
+
+/// Checks that a PEM file has at least one block with one of `labels`,
+/// every block's body being base64, so that a garbage file is an error
+/// naming its variable rather than a transport error later. The errors
+/// name labels only, never content.
+fn check_pem(pem: &[u8], labels: &[&str], wanted: &str) -> Result<(), String> {
     let text = std::str::from_utf8(pem).map_err(|_| "not a PEM file (not text)".to_owned())?;
     let mut certificates = 0;
     let mut rest = text;
@@ -488,15 +581,13 @@ fn check_pem(pem: &[u8]) -> Result<(), String> {
         if body.is_empty() || !body.len().is_multiple_of(4) || !body.iter().all(base64) {
             return Err(format!("the {label} block is not base64"));
         }
-        if label == "CERTIFICATE" {
+        if labels.contains(&label) {
             certificates += 1;
         }
         rest = &body_start[end + end_marker.len()..];
     }
     if certificates == 0 {
-        return Err(
-            "not a PEM file with a certificate (no -----BEGIN CERTIFICATE----- line)".into(),
-        );
+        return Err(wanted.to_owned());
     }
     Ok(())
 }
