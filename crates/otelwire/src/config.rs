@@ -1202,6 +1202,26 @@ impl Resolved {
                 None => client_identity_from_env(env, infix)?,
             };
 
+            // A client certificate is only presented over TLS: with a plain
+            // `http://` endpoint it would be ignored in silence.
+            if let Some(identity) = &client_identity
+                && exporter[i] == ExporterKind::Otlp
+                && endpoint
+                    .get(..7)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+            {
+                return Err(InitError::env(
+                    &identity.certificate.0,
+                    &identity.certificate.1.display().to_string(),
+                    format!(
+                        "a client certificate for {signal} is only presented over TLS, and \
+                         its endpoint is {}: use https:// or unset the client certificate",
+                        crate::endpoint::without_query_values(&crate::endpoint::without_userinfo(
+                            &endpoint
+                        ))
+                    ),
+                ));
+            }
             otlp.push(OtlpConfig {
                 protocol,
                 endpoint,

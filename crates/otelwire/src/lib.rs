@@ -83,7 +83,7 @@
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_{SIGNAL}_TIMEOUT` | `10000` | export timeout, milliseconds |
 //! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_{SIGNAL}_COMPRESSION` | `none` | `gzip` or `none` |
 //! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_{SIGNAL}_CERTIFICATE` | system roots | PEM file of the CA to trust for `https` endpoints |
-//! | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY`, `…_{SIGNAL}_CLIENT_CERTIFICATE`, `…_{SIGNAL}_CLIENT_KEY` | none | PEM files of a client certificate and its private key (mutual TLS), both or neither, read at init and presented to `https` endpoints (gRPC and HTTP); [`Builder::client_certificate`] wins |
+//! | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY`, `…_{SIGNAL}_CLIENT_CERTIFICATE`, `…_{SIGNAL}_CLIENT_KEY` | none | PEM files of a client certificate and its private key (mutual TLS), both or neither, read at init and presented to `https` endpoints (gRPC and HTTP; with an `http://` endpoint it would never be presented, so that is an [`InitError`]); [`Builder::client_certificate`] wins |
 //! | `OTEL_EXPORTER_OTLP_INSECURE`, `…_{SIGNAL}_INSECURE` | `false` | `true` or `false`, validated; it only concerns an endpoint without a scheme, which otelwire refuses, so the scheme (`http://` or `https://`) decides |
 //! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta` (counters, asynchronous counters and histograms delta; up-down counters cumulative) or `lowmemory` (synchronous counters and histograms delta), any case ([`Builder::metrics_temporality`]) |
 //! | `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` |

@@ -345,3 +345,43 @@ fn bad_client_certificate_files_are_init_errors_naming_the_variable_and_path() {
         "{err}"
     );
 }
+
+/// A client certificate is only presented over TLS: with a plain `http://`
+/// endpoint it would be ignored in silence, so init refuses it, naming the
+/// setting and the endpoint (never its credentials).
+#[test]
+fn a_client_certificate_for_a_plain_http_endpoint_is_an_init_error() {
+    let err = otelwire::builder()
+        .env_source(env(&[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://user:s3cret@127.0.0.1:4318",
+            ),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "client.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "client-key.pem"),
+        ]))
+        .log_format(otelwire::LogFormat::None)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+        "{err}"
+    );
+    assert!(err.contains("only presented over TLS"), "{err}");
+    assert!(err.contains("http://127.0.0.1:4318"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+
+    // The same certificate for a signal that is not exported is no error.
+    let ok = otelwire::builder()
+        .env_source(env(&[
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_LOGS_EXPORTER", "none"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "client.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "client-key.pem"),
+        ]))
+        .log_format(otelwire::LogFormat::None)
+        .build();
+    assert!(ok.is_ok(), "{ok:?}");
+}
