@@ -246,6 +246,51 @@ impl Builder {
         self
     }
 
+    /// A header sent with one signal's export requests (wins over
+    /// [`header`](Self::header) and both `OTEL_EXPORTER_OTLP_HEADERS`
+    /// variables for that name). Its value is never printed.
+    pub fn signal_header(
+        mut self,
+        signal: Signal,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.code.signal_headers[signal.index()].push((name.into(), value.into()));
+        self
+    }
+
+    /// One signal's export timeout (wins over [`timeout`](Self::timeout),
+    /// `OTEL_EXPORTER_OTLP_{SIGNAL}_TIMEOUT` and `OTEL_EXPORTER_OTLP_TIMEOUT`).
+    pub fn signal_timeout(mut self, signal: Signal, timeout: Duration) -> Self {
+        self.code.signal_timeout[signal.index()] = Some(timeout);
+        self
+    }
+
+    /// One signal's payload compression (wins over
+    /// [`compression`](Self::compression) and the `…_COMPRESSION` variables).
+    pub fn signal_compression(mut self, signal: Signal, compression: Compression) -> Self {
+        self.code.signal_compression[signal.index()] = Some(compression);
+        self
+    }
+
+    /// The CA certificate (a PEM file) that `https` endpoints are checked
+    /// against, for every signal, instead of the system's roots (wins over
+    /// `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE`).
+    pub fn certificate(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.code.certificate = Some(path.into());
+        self
+    }
+
+    /// One signal's CA certificate (wins over [`certificate`](Self::certificate)).
+    pub fn signal_certificate(
+        mut self,
+        signal: Signal,
+        path: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.code.signal_certificate[signal.index()] = Some(path.into());
+        self
+    }
+
     /// A client certificate (mutual TLS) for every signal: the PEM file of
     /// the certificate (and any intermediates), and the PEM file of its
     /// private key (PKCS#8, PKCS#1 or SEC1), both read at init. Presented

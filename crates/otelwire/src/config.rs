@@ -698,6 +698,13 @@ pub(crate) struct CodeSettings {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) compression: Option<Compression>,
+    /// Per signal, winning over the settings for every signal above.
+    pub(crate) signal_headers: [Vec<(String, String)>; 3],
+    pub(crate) signal_timeout: [Option<Duration>; 3],
+    pub(crate) signal_compression: [Option<Compression>; 3],
+    /// The CA certificate (PEM file) to trust, for every signal and per signal.
+    pub(crate) certificate: Option<std::path::PathBuf>,
+    pub(crate) signal_certificate: [Option<std::path::PathBuf>; 3],
     /// Client certificate and key files for every signal.
     pub(crate) client_certificate: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Client certificate and key files of one signal (winning over
@@ -1152,13 +1159,19 @@ impl Resolved {
             };
 
             let timeout_var = format!("OTEL_EXPORTER_OTLP_{infix}_TIMEOUT");
-            let timeout = match (code.timeout, env.millis(&timeout_var)?) {
+            let timeout = match (
+                code.signal_timeout[i].or(code.timeout),
+                env.millis(&timeout_var)?,
+            ) {
                 (Some(t), _) => t,
                 (None, Some(t)) => t,
                 (None, None) => generic_timeout.unwrap_or(Duration::from_secs(10)),
             };
             let compression_var = format!("OTEL_EXPORTER_OTLP_{infix}_COMPRESSION");
-            let compression = match (code.compression, env.get(&compression_var)) {
+            let compression = match (
+                code.signal_compression[i].or(code.compression),
+                env.get(&compression_var),
+            ) {
                 (Some(c), _) => c,
                 (None, Some(v)) => Compression::parse(&compression_var, &v)?,
                 (None, None) => generic_compression.unwrap_or(Compression::None),
@@ -1168,7 +1181,7 @@ impl Resolved {
                 Some(v) => parse_key_values(&headers_var, &v, true)?,
                 None => generic_headers.clone(),
             };
-            for (k, v) in &code.headers {
+            for (k, v) in code.headers.iter().chain(&code.signal_headers[i]) {
                 headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
                 headers.push((k.clone(), v.clone()));
             }
@@ -1184,9 +1197,15 @@ impl Resolved {
                 headers.push(("authorization".to_owned(), basic));
             }
             let cert_var = format!("OTEL_EXPORTER_OTLP_{infix}_CERTIFICATE");
-            let certificate = match env.get(&cert_var) {
-                Some(path) => Some((cert_var, path.into())),
-                None => generic_cert
+            let certificate = match (
+                code.signal_certificate[i]
+                    .as_ref()
+                    .or(code.certificate.as_ref()),
+                env.get(&cert_var),
+            ) {
+                (Some(path), _) => Some(("certificate".to_owned(), path.clone())),
+                (None, Some(path)) => Some((cert_var, path.into())),
+                (None, None) => generic_cert
                     .clone()
                     .map(|path| ("OTEL_EXPORTER_OTLP_CERTIFICATE".to_owned(), path.into())),
             };

@@ -79,10 +79,10 @@
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (`:4317` for gRPC) | collector base URL; `/v1/traces` etc. are appended to its path for HTTP (a query string stays at the end); `user:pass@` in it is sent as Basic authorization (above); spaces around it are ignored |
 //! | `OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_ENDPOINT` | — | full URL for one signal, used as given |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_{SIGNAL}_PROTOCOL` | `http/protobuf` | `grpc`, `http/protobuf` or `http/json` |
-//! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_{SIGNAL}_HEADERS` | — | `k=v` pairs sent with every export (never logged), percent-decoded strictly as above |
-//! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_{SIGNAL}_TIMEOUT` | `10000` | export timeout, milliseconds |
-//! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_{SIGNAL}_COMPRESSION` | `none` | `gzip` or `none` |
-//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_{SIGNAL}_CERTIFICATE` | system roots | PEM file of the CA to trust for `https` endpoints |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_{SIGNAL}_HEADERS` | — | `k=v` pairs sent with every export (never logged), percent-decoded strictly as above; [`Builder::header`], [`Builder::signal_header`] |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_{SIGNAL}_TIMEOUT` | `10000` | export timeout, milliseconds; [`Builder::timeout`], [`Builder::signal_timeout`] |
+//! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_{SIGNAL}_COMPRESSION` | `none` | `gzip` or `none`; [`Builder::compression`], [`Builder::signal_compression`] |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_{SIGNAL}_CERTIFICATE` | system roots | PEM file of the CA to trust for `https` endpoints; [`Builder::certificate`], [`Builder::signal_certificate`] |
 //! | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY`, `…_{SIGNAL}_CLIENT_CERTIFICATE`, `…_{SIGNAL}_CLIENT_KEY` | none | PEM files of a client certificate and its private key (mutual TLS), both or neither, read at init and presented to `https` endpoints (gRPC and HTTP; with an `http://` endpoint it would never be presented, so that is an [`InitError`]); [`Builder::client_certificate`] wins |
 //! | `OTEL_EXPORTER_OTLP_INSECURE`, `…_{SIGNAL}_INSECURE` | `false` | `true` or `false`, validated; it only concerns an endpoint without a scheme, which otelwire refuses, so the scheme (`http://` or `https://`) decides |
 //! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta` (counters, asynchronous counters and histograms delta; up-down counters cumulative) or `lowmemory` (synchronous counters and histograms delta), any case ([`Builder::metrics_temporality`]) |
