@@ -25,6 +25,7 @@
 //! kept in the [`Context`] as a private value tied to the trace id; the
 //! Jaeger propagator shares the debug part of it.
 
+use super::{lower_hex, trim_ows};
 use opentelemetry::Context;
 use opentelemetry::propagation::{
     Extractor, Injector, TextMapPropagator, text_map_propagator::FieldIter,
@@ -143,19 +144,9 @@ pub(super) fn decision(cx: &Context, trace_id: TraceId) -> Option<Decision> {
         .map(|r| r.decision)
 }
 
-/// Optional whitespace: spaces and tabs.
-fn trim_ows(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
-}
-
-fn lower_hex(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 /// A B3 trace id: 16 or 32 lower-hex characters, not all zeros.
 fn trace_id(s: &str) -> Option<TraceId> {
-    if !(s.len() == 16 || s.len() == 32) || !lower_hex(s) {
+    if !(s.len() == 16 || s.len() == 32) || !lower_hex(s.as_bytes()) {
         return None;
     }
     TraceId::from_hex(s)
@@ -165,7 +156,7 @@ fn trace_id(s: &str) -> Option<TraceId> {
 
 /// A B3 span id: 16 lower-hex characters, not all zeros.
 fn span_id(s: &str) -> Option<SpanId> {
-    if s.len() != 16 || !lower_hex(s) {
+    if s.len() != 16 || !lower_hex(s.as_bytes()) {
         return None;
     }
     SpanId::from_hex(s).ok().filter(|id| *id != SpanId::INVALID)

@@ -5,6 +5,7 @@
 //! implements it for OpenTelemetry 0.33, hence this one.
 
 use super::b3::{Decision, decision, with_decision};
+use super::trim_ows;
 use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::propagation::{
     Extractor, Injector, TextMapPropagator, text_map_propagator::FieldIter,
@@ -96,7 +97,7 @@ fn parse(value: &str) -> Option<(TraceId, SpanId, u8)> {
     } else {
         value
     };
-    let mut parts = value.trim_matches([' ', '\t']).split(':');
+    let mut parts = trim_ows(value).split(':');
     let trace = hex(parts.next()?, 32)?;
     let span = hex(parts.next()?, 16)?;
     hex(parts.next()?, 16)?;
