@@ -1714,6 +1714,15 @@ mod tests {
     }
 
     #[test]
+    fn health_turns_failing_after_a_minute_unless_told_otherwise() {
+        // What otelwire-axum's `/health/telemetry` docs promise: 503 after a
+        // minute of failed export by default.
+        assert_eq!(resolve(&[]).unwrap().failing_after, Duration::from_secs(60));
+        let r = resolve(&[("OTELWIRE_HEALTH_FAILING_AFTER", "5000")]).unwrap();
+        assert_eq!(r.failing_after, Duration::from_secs(5));
+    }
+
+    #[test]
     fn service_name_falls_back_to_executable_not_unknown_service() {
         let r = resolve(&[]).unwrap();
         assert!(!r.service_name.is_empty());

@@ -119,6 +119,12 @@ fn a_batch_refused_for_a_while_is_sent_again_and_arrives() {
         "no answer, a refusal, then the same batch accepted"
     );
     assert!(!console.contains("cannot export"), "{console}");
+
+    // 429, 502 and 504 are retried too, up to 3 times after the first try.
+    let (url, seen) = endpoint(&[429, 502, 504, 200]);
+    let (report, console) = one_span(&url);
+    assert_eq!(report.dropped(), 0, "{report}\n{console}");
+    assert_eq!(*seen.lock().unwrap(), ["POST /v1/traces HTTP/1.1"; 4]);
 }
 
 #[test]
