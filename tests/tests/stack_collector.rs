@@ -261,6 +261,27 @@ fn a_backend_restart_with_a_collector_restart_in_between_loses_nothing() {
     send_batch(&endpoint, &run, 0, 20);
     loki.wait_for_logs_blocking(20, |_| true, Duration::from_secs(30))
         .unwrap();
+    tempo
+        .wait_for_spans_blocking(20, |_| true, Duration::from_secs(30))
+        .unwrap();
+    // ...and the collector has had the backends' answers: a backend stopped
+    // between receiving a request and answering it would have the collector
+    // send that request again after the restart (at least once, by design),
+    // and the count below would see it twice.
+    programs::wait_until(
+        "the collector saw the first 20 of each signal accepted",
+        Duration::from_secs(30),
+        || {
+            let logs =
+                collector.own_metric("otelcol_exporter_sent_log_records_total", &["loki"]);
+            let spans = collector.own_metric("otelcol_exporter_sent_spans_total", &["tempo"]);
+            if logs >= 20.0 && spans >= 20.0 {
+                Ok(())
+            } else {
+                Err(format!("{logs} logs, {spans} spans"))
+            }
+        },
+    );
 
     // Loki and Tempo go down while the services keep sending.
     loki.stop();
