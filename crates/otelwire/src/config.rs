@@ -15,6 +15,8 @@ use opentelemetry_sdk::trace::SpanLimits;
 
 use crate::error::InitError;
 
+mod export;
+
 /// One of the three OpenTelemetry signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -947,561 +949,50 @@ fn check_refused(env: &EnvSource) -> Result<(), InitError> {
     Ok(())
 }
 
-/// The client certificate and key of one signal from the environment: the
-/// per-signal variable, else the generic one, for each. One without the
-/// other is an error naming both.
-fn client_identity_from_env(
-    env: &EnvSource,
-    infix: &str,
-) -> Result<Option<ClientIdentity>, InitError> {
-    let pick = |what: &str| {
-        let var = format!("OTEL_EXPORTER_OTLP_{infix}_CLIENT_{what}");
-        match env.get(&var) {
-            Some(v) => Some((var, std::path::PathBuf::from(v))),
-            None => env
-                .get(&format!("OTEL_EXPORTER_OTLP_CLIENT_{what}"))
-                .map(|v| (format!("OTEL_EXPORTER_OTLP_CLIENT_{what}"), v.into())),
-        }
-    };
-    match (pick("CERTIFICATE"), pick("KEY")) {
-        (None, None) => Ok(None),
-        (Some(certificate), Some(key)) => Ok(Some(ClientIdentity { certificate, key })),
-        (Some((var, path)), None) => Err(InitError::Certificate {
-            reason: format!(
-                "a client certificate needs its private key: set \
-                 OTEL_EXPORTER_OTLP_CLIENT_KEY (or OTEL_EXPORTER_OTLP_{infix}_CLIENT_KEY) \
-                 too, or unset {var}"
-            ),
-            var,
-            path,
-        }),
-        (None, Some((var, path))) => Err(InitError::Certificate {
-            reason: format!(
-                "a client key needs its certificate: set \
-                 OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE (or \
-                 OTEL_EXPORTER_OTLP_{infix}_CLIENT_CERTIFICATE) too, or unset {var}"
-            ),
-            var,
-            path,
-        }),
-    }
-}
-
 /// The default `RUST_LOG` when none is set.
 pub(crate) const DEFAULT_FILTER: &str = "info";
 
 impl Resolved {
+    /// Merges code, environment and defaults, one concern after the other:
+    /// the order of the parts is the order in which their errors are found.
     pub(crate) fn resolve(code: &CodeSettings, env: &EnvSource) -> Result<Self, InitError> {
         env.check_unicode()?;
         check_refused(env)?;
-        let mut resource_attributes = BTreeMap::new();
-        if let Some(v) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
-            for (k, val) in parse_key_values("OTEL_RESOURCE_ATTRIBUTES", &v, false)? {
-                resource_attributes.insert(k, val);
-            }
-        }
-        for (k, v) in &code.resource_attributes {
-            resource_attributes.insert(k.clone(), v.clone());
-        }
-        // Every export carries the whole resource: bound it.
-        let bytes: usize = resource_attributes
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum();
-        if resource_attributes.len() > MAX_RESOURCE_ATTRIBUTES
-            || bytes > MAX_RESOURCE_ATTRIBUTES_BYTES
-        {
-            let shown = format!("<{} attributes, {bytes} bytes>", resource_attributes.len());
-            let expected = format!(
-                "at most {MAX_RESOURCE_ATTRIBUTES} attributes and \
-                 {MAX_RESOURCE_ATTRIBUTES_BYTES} bytes of keys and values (every export \
-                 carries them all)"
-            );
-            return Err(if code.resource_attributes.is_empty() {
-                InitError::env("OTEL_RESOURCE_ATTRIBUTES", &shown, expected)
-            } else {
-                InitError::InvalidSetting {
-                    setting: "resource_attribute (with OTEL_RESOURCE_ATTRIBUTES)",
-                    value: shown,
-                    expected,
-                }
-            });
-        }
-
-        let service_name = code
-            .service_name
-            .clone()
-            .or_else(|| env.get("OTEL_SERVICE_NAME"))
-            .or_else(|| resource_attributes.get("service.name").cloned())
-            .or_else(|| code.default_service_name.clone())
-            .unwrap_or_else(executable_name);
-        let service_version = code
-            .service_version
-            .clone()
-            .or_else(|| resource_attributes.get("service.version").cloned());
-        let environment = code
-            .environment
-            .clone()
-            .or_else(|| env.get("OTELWIRE_ENVIRONMENT"))
-            .or_else(|| {
-                resource_attributes
-                    .get("deployment.environment.name")
-                    .cloned()
-            })
-            .or_else(|| resource_attributes.get("deployment.environment").cloned())
-            .or_else(|| code.default_environment.clone());
-
-        let sdk_disabled = match code.sdk_disabled {
-            Some(b) => b,
-            None => env.bool("OTEL_SDK_DISABLED")?.unwrap_or(false),
-        };
-
-        let generic_protocol = match code.protocol {
-            Some(p) => Some(p),
-            None => env
-                .get("OTEL_EXPORTER_OTLP_PROTOCOL")
-                .map(|v| Protocol::parse("OTEL_EXPORTER_OTLP_PROTOCOL", &v))
-                .transpose()?,
-        };
-        let generic_timeout = match code.timeout {
-            Some(t) => Some(t),
-            None => env.millis("OTEL_EXPORTER_OTLP_TIMEOUT")?,
-        };
-        let generic_compression = match code.compression {
-            Some(c) => Some(c),
-            None => env
-                .get("OTEL_EXPORTER_OTLP_COMPRESSION")
-                .map(|v| Compression::parse("OTEL_EXPORTER_OTLP_COMPRESSION", &v))
-                .transpose()?,
-        };
-        let generic_headers = match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
-            Some(v) => parse_key_values("OTEL_EXPORTER_OTLP_HEADERS", &v, true)?,
-            None => Vec::new(),
-        };
-        let generic_cert = env.get("OTEL_EXPORTER_OTLP_CERTIFICATE");
-        // Only for an endpoint without a scheme, which otelwire refuses:
-        // the scheme decides. Validated, so a typo is still an error.
-        for var in ["OTEL_EXPORTER_OTLP_INSECURE"]
-            .into_iter()
-            .map(str::to_owned)
-            .chain(
-                Signal::ALL
-                    .iter()
-                    .map(|s| format!("OTEL_EXPORTER_OTLP_{}_INSECURE", s.env_infix())),
-            )
-        {
-            env.bool(&var)?;
-        }
-
-        let mut exporter = [ExporterKind::Otlp; 3];
-        let mut scrape = false;
-        let mut otlp = Vec::with_capacity(3);
-        for signal in Signal::ALL {
-            let i = signal.index();
-            let infix = signal.env_infix();
-            let (kind, serve) = match code.exporter[i] {
-                Some(ExporterKind::Prometheus) if signal == Signal::Metrics => {
-                    (ExporterKind::None, true)
-                }
-                Some(ExporterKind::Prometheus) => {
-                    return Err(InitError::InvalidSetting {
-                        setting: "exporter",
-                        value: format!("{signal}: prometheus"),
-                        expected: "prometheus serves metrics only".into(),
-                    });
-                }
-                Some(k) => (k, false),
-                None => {
-                    let var = format!("OTEL_{infix}_EXPORTER");
-                    env.get(&var)
-                        .map(|v| ExporterKind::parse_list(&var, &v, signal))
-                        .transpose()?
-                        .unwrap_or((ExporterKind::Otlp, false))
-                }
-            };
-            exporter[i] = kind;
-            if signal == Signal::Metrics {
-                scrape = code.prometheus.unwrap_or(serve);
-            }
-
-            let protocol_var = format!("OTEL_EXPORTER_OTLP_{infix}_PROTOCOL");
-            let protocol = match code.signal_protocol[i] {
-                Some(p) => p,
-                None => match env.get(&protocol_var) {
-                    Some(v) if code.protocol.is_none() => Protocol::parse(&protocol_var, &v)?,
-                    _ => generic_protocol.unwrap_or(Protocol::HttpProtobuf),
-                },
-            };
-
-            // A per-signal endpoint is used as given; a generic OTLP/HTTP
-            // endpoint gets the signal's path appended (specification).
-            let endpoint_var = format!("OTEL_EXPORTER_OTLP_{infix}_ENDPOINT");
-            let endpoint = if let Some(e) = &code.signal_endpoint[i] {
-                validate_setting_endpoint("signal_endpoint", e)?
-            } else if let (None, Some(e)) = (&code.endpoint, env.get(&endpoint_var)) {
-                validate_endpoint(&endpoint_var, &e)?
-            } else {
-                let (base, var) = match &code.endpoint {
-                    Some(e) => (e.clone(), None),
-                    None => match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-                        Some(e) => (e, Some("OTEL_EXPORTER_OTLP_ENDPOINT")),
-                        None => (protocol.default_endpoint().to_owned(), None),
-                    },
-                };
-                let base = match var {
-                    Some(var) => validate_endpoint(var, &base)?,
-                    None => validate_setting_endpoint("endpoint", &base)?,
-                };
-                match protocol {
-                    Protocol::Grpc => base,
-                    _ => crate::endpoint::with_signal_path(&base, signal.http_path()),
-                }
-            };
-
-            let timeout_var = format!("OTEL_EXPORTER_OTLP_{infix}_TIMEOUT");
-            let timeout = match (
-                code.signal_timeout[i].or(code.timeout),
-                env.millis(&timeout_var)?,
-            ) {
-                (Some(t), _) => t,
-                (None, Some(t)) => t,
-                (None, None) => generic_timeout.unwrap_or(Duration::from_secs(10)),
-            };
-            let compression_var = format!("OTEL_EXPORTER_OTLP_{infix}_COMPRESSION");
-            let compression = match (
-                code.signal_compression[i].or(code.compression),
-                env.get(&compression_var),
-            ) {
-                (Some(c), _) => c,
-                (None, Some(v)) => Compression::parse(&compression_var, &v)?,
-                (None, None) => generic_compression.unwrap_or(Compression::None),
-            };
-            let headers_var = format!("OTEL_EXPORTER_OTLP_{infix}_HEADERS");
-            let mut headers = match env.get(&headers_var) {
-                Some(v) => parse_key_values(&headers_var, &v, true)?,
-                None => generic_headers.clone(),
-            };
-            for (k, v) in code.headers.iter().chain(&code.signal_headers[i]) {
-                headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
-                headers.push((k.clone(), v.clone()));
-            }
-            // User info in the URL is sent as Basic authorization (as curl
-            // does) unless an authorization header is configured, and never
-            // kept in the URL that is used, printed or served.
-            let (endpoint, basic) = crate::endpoint::split_credentials(&endpoint);
-            if let Some(basic) = basic
-                && !headers
-                    .iter()
-                    .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-            {
-                headers.push(("authorization".to_owned(), basic));
-            }
-            let cert_var = format!("OTEL_EXPORTER_OTLP_{infix}_CERTIFICATE");
-            let certificate = match (
-                code.signal_certificate[i]
-                    .as_ref()
-                    .or(code.certificate.as_ref()),
-                env.get(&cert_var),
-            ) {
-                (Some(path), _) => Some(("certificate".to_owned(), path.clone())),
-                (None, Some(path)) => Some((cert_var, path.into())),
-                (None, None) => generic_cert
-                    .clone()
-                    .map(|path| ("OTEL_EXPORTER_OTLP_CERTIFICATE".to_owned(), path.into())),
-            };
-
-            let client_identity = match code.signal_client_certificate[i]
-                .as_ref()
-                .or(code.client_certificate.as_ref())
-            {
-                Some((cert, key)) => Some(ClientIdentity {
-                    certificate: ("client_certificate".to_owned(), cert.clone()),
-                    key: ("client_certificate (key)".to_owned(), key.clone()),
-                }),
-                None => client_identity_from_env(env, infix)?,
-            };
-
-            // A client certificate is only presented over TLS: with a plain
-            // `http://` endpoint it would be ignored in silence.
-            if let Some(identity) = &client_identity
-                && exporter[i] == ExporterKind::Otlp
-                && endpoint
-                    .get(..7)
-                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
-            {
-                return Err(InitError::env(
-                    &identity.certificate.0,
-                    &identity.certificate.1.display().to_string(),
-                    format!(
-                        "a client certificate for {signal} is only presented over TLS, and \
-                         its endpoint is {}: use https:// or unset the client certificate",
-                        crate::endpoint::without_query_values(&crate::endpoint::without_userinfo(
-                            &endpoint
-                        ))
-                    ),
-                ));
-            }
-            otlp.push(OtlpConfig {
-                protocol,
-                endpoint,
-                headers,
-                timeout,
-                compression,
-                certificate,
-                client_identity,
-            });
-        }
-        let otlp: [OtlpConfig; 3] = otlp.try_into().expect("three signals");
-
-        let sampler = match code.sampler {
-            Some(s) => s,
-            None => match env.get("OTEL_TRACES_SAMPLER") {
-                Some(v) => Sampler::parse(&v, env.get("OTEL_TRACES_SAMPLER_ARG").as_deref())?,
-                None => {
-                    // A stray ARG without a sampler is still validated: a typo
-                    // there should not pass silently.
-                    if let Some(arg) = env.get("OTEL_TRACES_SAMPLER_ARG") {
-                        Sampler::parse("parentbased_traceidratio", Some(&arg))?;
-                    }
-                    Sampler::ParentBasedAlwaysOn
-                }
-            },
-        };
-        let propagators = match &code.propagators {
-            Some(p) => p.clone(),
-            None => match env.get("OTEL_PROPAGATORS") {
-                Some(v) => parse_propagators(&v)?,
-                None => vec![Propagator::TraceContext, Propagator::Baggage],
-            },
-        };
-
-        let log_format = match code.log_format {
-            Some(f) => f,
-            None => match env.get("OTELWIRE_LOG_FORMAT") {
-                Some(v) => LogFormat::parse("OTELWIRE_LOG_FORMAT", &v)?,
-                None => default_log_format(),
-            },
-        };
-        let filter = code
-            .filter
-            .clone()
-            .or_else(|| env.get("RUST_LOG"))
-            .unwrap_or_else(|| DEFAULT_FILTER.to_owned());
-        // Validate now so that a typo is an init error naming the variable.
-        // The same list the filter layer is built from (`normalize_directives`).
-        if let Err(e) = tracing_subscriber::EnvFilter::builder()
-            .parse(crate::layers::normalize_directives(&filter))
-        {
-            return Err(match &code.filter {
-                Some(_) => InitError::InvalidSetting {
-                    setting: "filter",
-                    value: filter.clone(),
-                    expected: e.to_string(),
-                },
-                None => InitError::env("RUST_LOG", &filter, e.to_string()),
-            });
-        }
-        let traces_filter = code
-            .traces_filter
-            .clone()
-            .or_else(|| env.get("OTELWIRE_TRACES_FILTER"));
-        if let Some(t) = &traces_filter
-            && let Err(e) = crate::layers::validate(t)
-        {
-            let expected = format!("directive {:?}: {}", e.directive, e.reason);
-            return Err(match &code.traces_filter {
-                Some(_) => InitError::InvalidSetting {
-                    setting: "traces_filter",
-                    value: t.clone(),
-                    expected,
-                },
-                None => InitError::env("OTELWIRE_TRACES_FILTER", t, expected),
-            });
-        }
-        let panic_hook = match code.panic_hook {
-            Some(b) => Some(b),
-            None => env.bool("OTELWIRE_PANIC_HOOK")?,
-        };
-
-        let shutdown_timeout = match code.shutdown_timeout {
-            Some(t) => t,
-            None => env
-                .millis("OTELWIRE_SHUTDOWN_TIMEOUT")?
-                .unwrap_or(Duration::from_secs(5)),
-        };
-
-        let mut batch = [BatchSettings {
-            max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
-            max_export_batch_size: 512,
-            scheduled_delay: Duration::from_secs(5),
-        }; 2];
-        for (i, prefix) in ["OTEL_BSP", "OTEL_BLRP"].into_iter().enumerate() {
-            let b = &mut batch[i];
-            if i == 1 {
-                b.scheduled_delay = Duration::from_secs(1);
-            }
-            b.max_queue_size = match code.max_queue_size[i] {
-                Some(n) => bounded_setting("max_queue_size", n, MAX_QUEUE_SIZE_LIMIT)?,
-                None => env
-                    .count(&format!("{prefix}_MAX_QUEUE_SIZE"), MAX_QUEUE_SIZE_LIMIT)?
-                    .unwrap_or(b.max_queue_size),
-            };
-            b.max_export_batch_size = match code.max_export_batch_size[i] {
-                Some(n) => bounded_setting("max_export_batch_size", n, MAX_QUEUE_SIZE_LIMIT)?,
-                None => env
-                    .count(
-                        &format!("{prefix}_MAX_EXPORT_BATCH_SIZE"),
-                        MAX_QUEUE_SIZE_LIMIT,
-                    )?
-                    .unwrap_or(b.max_export_batch_size),
-            };
-            b.scheduled_delay = match code.scheduled_delay[i] {
-                Some(d) => d,
-                None => env
-                    .millis(&format!("{prefix}_SCHEDULE_DELAY"))?
-                    .unwrap_or(b.scheduled_delay),
-            };
-            b.max_export_batch_size = b.max_export_batch_size.min(b.max_queue_size);
-        }
-
-        let metric_export_interval = match code.metric_export_interval {
-            Some(d) => d,
-            None => env
-                .millis("OTEL_METRIC_EXPORT_INTERVAL")?
-                .unwrap_or(Duration::from_secs(60)),
-        };
-        if metric_export_interval.is_zero() {
-            return Err(InitError::env(
-                "OTEL_METRIC_EXPORT_INTERVAL",
-                "0",
-                "expected a positive number of milliseconds",
-            ));
-        }
-
-        let mut redact_fields = code.redact_fields.clone();
-        if let Some(v) = env.get("OTELWIRE_REDACT_FIELDS") {
-            redact_fields.extend(
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned),
-            );
-        }
-        let process_metrics = match code.process_metrics {
-            Some(b) => b,
-            None => env.bool("OTELWIRE_PROCESS_METRICS")?.unwrap_or(true),
-        };
-        let failing_after = match code.failing_after {
-            Some(d) => d,
-            None => env
-                .millis("OTELWIRE_HEALTH_FAILING_AFTER")?
-                .unwrap_or(Duration::from_secs(60)),
-        };
-
-        let general = env.count("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", MAX_VALUE_LENGTH_LIMIT)?;
-        let mut value_length_limit = [DEFAULT_VALUE_LENGTH_LIMIT; 2];
-        for (i, var) in [
-            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-            "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            value_length_limit[i] = match code.value_length_limit[i] {
-                Some(0) => {
-                    return Err(InitError::InvalidSetting {
-                        setting: "attribute_value_length_limit",
-                        value: "0".into(),
-                        expected: "a positive number of characters".into(),
-                    });
-                }
-                Some(n) => {
-                    bounded_setting("attribute_value_length_limit", n, MAX_VALUE_LENGTH_LIMIT)?
-                }
-                None => env
-                    .count(var, MAX_VALUE_LENGTH_LIMIT)?
-                    .or(general)
-                    .unwrap_or(DEFAULT_VALUE_LENGTH_LIMIT),
-            };
-        }
-
-        let temporality = match code.temporality {
-            Some(t) => t,
-            None => match env.get(TEMPORALITY_VAR) {
-                None => Temporality::Cumulative,
-                Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                    "cumulative" => Temporality::Cumulative,
-                    "delta" => Temporality::Delta,
-                    "lowmemory" => Temporality::LowMemory,
-                    _ => {
-                        return Err(InitError::env(
-                            TEMPORALITY_VAR,
-                            &v,
-                            "expected one of cumulative, delta, lowmemory",
-                        ));
-                    }
-                },
-            },
-        };
-
-        let attribute_count = env.limit("OTEL_ATTRIBUTE_COUNT_LIMIT")?;
-        let span_limits = match code.span_limits {
-            Some(l) => l,
-            None => {
-                let d = SpanLimits::default();
-                let attributes = |var: &str, default: u32| -> Result<u32, InitError> {
-                    Ok(env.limit(var)?.or(attribute_count).unwrap_or(default))
-                };
-                SpanLimits {
-                    max_attributes_per_span: attributes(
-                        "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
-                        d.max_attributes_per_span,
-                    )?,
-                    max_events_per_span: env
-                        .limit("OTEL_SPAN_EVENT_COUNT_LIMIT")?
-                        .unwrap_or(d.max_events_per_span),
-                    max_links_per_span: env
-                        .limit("OTEL_SPAN_LINK_COUNT_LIMIT")?
-                        .unwrap_or(d.max_links_per_span),
-                    max_attributes_per_event: attributes(
-                        "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
-                        d.max_attributes_per_event,
-                    )?,
-                    max_attributes_per_link: attributes(
-                        "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
-                        d.max_attributes_per_link,
-                    )?,
-                }
-            }
-        };
-        let log_attribute_count_limit = match code.log_attribute_count_limit {
-            Some(n) => n,
-            None => env
-                .limit("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT")?
-                .or(attribute_count)
-                .unwrap_or(DEFAULT_ATTRIBUTE_COUNT_LIMIT),
-        } as usize;
-
-        let prometheus = if scrape {
-            Some(prometheus_settings(code, env)?)
-        } else {
-            None
-        };
+        let resource_attributes = resource_attributes(code, env)?;
+        let service = service(code, env, &resource_attributes);
+        let sdk_disabled = sdk_disabled(code, env)?;
+        let export = export::resolve(code, env)?;
+        let sampler = sampler(code, env)?;
+        let propagators = propagators(code, env)?;
+        let local = local_output(code, env)?;
+        let shutdown_timeout = shutdown_timeout(code, env)?;
+        let batch = batching(code, env)?;
+        let metric_export_interval = metric_export_interval(code, env)?;
+        let redact_fields = redact_fields(code, env);
+        let process_metrics = process_metrics(code, env)?;
+        let failing_after = failing_after(code, env)?;
+        let value_length_limit = value_length_limits(code, env)?;
+        let temporality = temporality(code, env)?;
+        let (span_limits, log_attribute_count_limit) = count_limits(code, env)?;
+        let prometheus = export
+            .scrape
+            .then(|| prometheus_settings(code, env))
+            .transpose()?;
 
         Ok(Resolved {
-            service_name,
-            service_version,
-            environment,
+            service_name: service.name,
+            service_version: service.version,
+            environment: service.environment,
             resource_attributes,
             sdk_disabled,
-            exporter,
-            otlp,
+            exporter: export.exporter,
+            otlp: export.otlp,
             sampler,
             propagators,
-            log_format,
-            filter,
-            traces_filter,
-            panic_hook,
+            log_format: local.log_format,
+            filter: local.filter,
+            traces_filter: local.traces_filter,
+            panic_hook: local.panic_hook,
             shutdown_timeout,
             batch,
             metric_export_interval,
@@ -1529,6 +1020,386 @@ impl Resolved {
             self.exporter[signal.index()]
         }
     }
+}
+
+/// The resource attributes: `OTEL_RESOURCE_ATTRIBUTES`, then the builder's, bounded.
+fn resource_attributes(
+    code: &CodeSettings,
+    env: &EnvSource,
+) -> Result<BTreeMap<String, String>, InitError> {
+    let mut attributes = BTreeMap::new();
+    if let Some(v) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
+        for (k, val) in parse_key_values("OTEL_RESOURCE_ATTRIBUTES", &v, false)? {
+            attributes.insert(k, val);
+        }
+    }
+    for (k, v) in &code.resource_attributes {
+        attributes.insert(k.clone(), v.clone());
+    }
+    // Every export carries the whole resource: bound it.
+    let bytes: usize = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if attributes.len() > MAX_RESOURCE_ATTRIBUTES || bytes > MAX_RESOURCE_ATTRIBUTES_BYTES {
+        let shown = format!("<{} attributes, {bytes} bytes>", attributes.len());
+        let expected = format!(
+            "at most {MAX_RESOURCE_ATTRIBUTES} attributes and \
+             {MAX_RESOURCE_ATTRIBUTES_BYTES} bytes of keys and values (every export \
+             carries them all)"
+        );
+        return Err(if code.resource_attributes.is_empty() {
+            InitError::env("OTEL_RESOURCE_ATTRIBUTES", &shown, expected)
+        } else {
+            InitError::InvalidSetting {
+                setting: "resource_attribute (with OTEL_RESOURCE_ATTRIBUTES)",
+                value: shown,
+                expected,
+            }
+        });
+    }
+    Ok(attributes)
+}
+
+/// Who is reporting: `service.name`, `service.version` and the deployment environment.
+struct Service {
+    name: String,
+    version: Option<String>,
+    environment: Option<String>,
+}
+
+/// The service's identity: code, then variables, then resource attributes, then defaults.
+fn service(code: &CodeSettings, env: &EnvSource, attributes: &BTreeMap<String, String>) -> Service {
+    let name = code
+        .service_name
+        .clone()
+        .or_else(|| env.get("OTEL_SERVICE_NAME"))
+        .or_else(|| attributes.get("service.name").cloned())
+        .or_else(|| code.default_service_name.clone())
+        .unwrap_or_else(executable_name);
+    let version = code
+        .service_version
+        .clone()
+        .or_else(|| attributes.get("service.version").cloned());
+    let environment = code
+        .environment
+        .clone()
+        .or_else(|| env.get("OTELWIRE_ENVIRONMENT"))
+        .or_else(|| attributes.get("deployment.environment.name").cloned())
+        .or_else(|| attributes.get("deployment.environment").cloned())
+        .or_else(|| code.default_environment.clone());
+    Service {
+        name,
+        version,
+        environment,
+    }
+}
+
+/// Whether the SDK is off (`OTEL_SDK_DISABLED`): nothing exported, local output kept.
+fn sdk_disabled(code: &CodeSettings, env: &EnvSource) -> Result<bool, InitError> {
+    Ok(match code.sdk_disabled {
+        Some(b) => b,
+        None => env.bool("OTEL_SDK_DISABLED")?.unwrap_or(false),
+    })
+}
+
+/// The trace sampler (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
+fn sampler(code: &CodeSettings, env: &EnvSource) -> Result<Sampler, InitError> {
+    Ok(match code.sampler {
+        Some(s) => s,
+        None => match env.get("OTEL_TRACES_SAMPLER") {
+            Some(v) => Sampler::parse(&v, env.get("OTEL_TRACES_SAMPLER_ARG").as_deref())?,
+            None => {
+                // A stray ARG without a sampler is still validated: a typo
+                // there should not pass silently.
+                if let Some(arg) = env.get("OTEL_TRACES_SAMPLER_ARG") {
+                    Sampler::parse("parentbased_traceidratio", Some(&arg))?;
+                }
+                Sampler::ParentBasedAlwaysOn
+            }
+        },
+    })
+}
+
+/// The context propagators (`OTEL_PROPAGATORS`).
+fn propagators(code: &CodeSettings, env: &EnvSource) -> Result<Vec<Propagator>, InitError> {
+    Ok(match &code.propagators {
+        Some(p) => p.clone(),
+        None => match env.get("OTEL_PROPAGATORS") {
+            Some(v) => parse_propagators(&v)?,
+            None => vec![Propagator::TraceContext, Propagator::Baggage],
+        },
+    })
+}
+
+/// What is printed locally, and what is filtered out before anything is.
+struct LocalOutput {
+    log_format: LogFormat,
+    filter: String,
+    traces_filter: Option<String>,
+    panic_hook: Option<bool>,
+}
+
+/// Local output: the log format, the filters (validated) and the panic hook.
+fn local_output(code: &CodeSettings, env: &EnvSource) -> Result<LocalOutput, InitError> {
+    let log_format = match code.log_format {
+        Some(f) => f,
+        None => match env.get("OTELWIRE_LOG_FORMAT") {
+            Some(v) => LogFormat::parse("OTELWIRE_LOG_FORMAT", &v)?,
+            None => default_log_format(),
+        },
+    };
+    let filter = filter(code, env)?;
+    let traces_filter = traces_filter(code, env)?;
+    let panic_hook = match code.panic_hook {
+        Some(b) => Some(b),
+        None => env.bool("OTELWIRE_PANIC_HOOK")?,
+    };
+    Ok(LocalOutput {
+        log_format,
+        filter,
+        traces_filter,
+        panic_hook,
+    })
+}
+
+/// The filter (`RUST_LOG`), parsed now so that a typo is an init error naming it.
+fn filter(code: &CodeSettings, env: &EnvSource) -> Result<String, InitError> {
+    let filter = code
+        .filter
+        .clone()
+        .or_else(|| env.get("RUST_LOG"))
+        .unwrap_or_else(|| DEFAULT_FILTER.to_owned());
+    // The same list the filter layer is built from (`normalize_directives`).
+    if let Err(e) =
+        tracing_subscriber::EnvFilter::builder().parse(crate::layers::normalize_directives(&filter))
+    {
+        return Err(match &code.filter {
+            Some(_) => InitError::InvalidSetting {
+                setting: "filter",
+                value: filter.clone(),
+                expected: e.to_string(),
+            },
+            None => InitError::env("RUST_LOG", &filter, e.to_string()),
+        });
+    }
+    Ok(filter)
+}
+
+/// The traces filter (`OTELWIRE_TRACES_FILTER`) when given, validated.
+fn traces_filter(code: &CodeSettings, env: &EnvSource) -> Result<Option<String>, InitError> {
+    let traces_filter = code
+        .traces_filter
+        .clone()
+        .or_else(|| env.get("OTELWIRE_TRACES_FILTER"));
+    if let Some(t) = &traces_filter
+        && let Err(e) = crate::layers::validate(t)
+    {
+        let expected = format!("directive {:?}: {}", e.directive, e.reason);
+        return Err(match &code.traces_filter {
+            Some(_) => InitError::InvalidSetting {
+                setting: "traces_filter",
+                value: t.clone(),
+                expected,
+            },
+            None => InitError::env("OTELWIRE_TRACES_FILTER", t, expected),
+        });
+    }
+    Ok(traces_filter)
+}
+
+/// How long shutdown waits for the last exports (`OTELWIRE_SHUTDOWN_TIMEOUT`).
+fn shutdown_timeout(code: &CodeSettings, env: &EnvSource) -> Result<Duration, InitError> {
+    Ok(match code.shutdown_timeout {
+        Some(t) => t,
+        None => env
+            .millis("OTELWIRE_SHUTDOWN_TIMEOUT")?
+            .unwrap_or(Duration::from_secs(5)),
+    })
+}
+
+/// The batch processors of spans (`OTEL_BSP_*`) and of log records (`OTEL_BLRP_*`).
+fn batching(code: &CodeSettings, env: &EnvSource) -> Result<[BatchSettings; 2], InitError> {
+    Ok([
+        batch_settings(code, env, 0, "OTEL_BSP", Duration::from_secs(5))?,
+        batch_settings(code, env, 1, "OTEL_BLRP", Duration::from_secs(1))?,
+    ])
+}
+
+/// One batch processor's settings; `i` indexes the builder's, `prefix` names the variables.
+fn batch_settings(
+    code: &CodeSettings,
+    env: &EnvSource,
+    i: usize,
+    prefix: &str,
+    default_delay: Duration,
+) -> Result<BatchSettings, InitError> {
+    let max_queue_size = match code.max_queue_size[i] {
+        Some(n) => bounded_setting("max_queue_size", n, MAX_QUEUE_SIZE_LIMIT)?,
+        None => env
+            .count(&format!("{prefix}_MAX_QUEUE_SIZE"), MAX_QUEUE_SIZE_LIMIT)?
+            .unwrap_or(DEFAULT_MAX_QUEUE_SIZE),
+    };
+    let max_export_batch_size = match code.max_export_batch_size[i] {
+        Some(n) => bounded_setting("max_export_batch_size", n, MAX_QUEUE_SIZE_LIMIT)?,
+        None => env
+            .count(
+                &format!("{prefix}_MAX_EXPORT_BATCH_SIZE"),
+                MAX_QUEUE_SIZE_LIMIT,
+            )?
+            .unwrap_or(512),
+    };
+    let scheduled_delay = match code.scheduled_delay[i] {
+        Some(d) => d,
+        None => env
+            .millis(&format!("{prefix}_SCHEDULE_DELAY"))?
+            .unwrap_or(default_delay),
+    };
+    Ok(BatchSettings {
+        max_queue_size,
+        max_export_batch_size: max_export_batch_size.min(max_queue_size),
+        scheduled_delay,
+    })
+}
+
+/// How often metrics are exported (`OTEL_METRIC_EXPORT_INTERVAL`), never zero.
+fn metric_export_interval(code: &CodeSettings, env: &EnvSource) -> Result<Duration, InitError> {
+    let interval = match code.metric_export_interval {
+        Some(d) => d,
+        None => env
+            .millis("OTEL_METRIC_EXPORT_INTERVAL")?
+            .unwrap_or(Duration::from_secs(60)),
+    };
+    if interval.is_zero() {
+        return Err(InitError::env(
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            "0",
+            "expected a positive number of milliseconds",
+        ));
+    }
+    Ok(interval)
+}
+
+/// Field names whose values are redacted: the builder's and `OTELWIRE_REDACT_FIELDS`'.
+fn redact_fields(code: &CodeSettings, env: &EnvSource) -> Vec<String> {
+    let mut fields = code.redact_fields.clone();
+    if let Some(v) = env.get("OTELWIRE_REDACT_FIELDS") {
+        fields.extend(
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    fields
+}
+
+/// Whether process metrics are recorded (`OTELWIRE_PROCESS_METRICS`).
+fn process_metrics(code: &CodeSettings, env: &EnvSource) -> Result<bool, InitError> {
+    Ok(match code.process_metrics {
+        Some(b) => b,
+        None => env.bool("OTELWIRE_PROCESS_METRICS")?.unwrap_or(true),
+    })
+}
+
+/// How long export may fail before health turns failing (`OTELWIRE_HEALTH_FAILING_AFTER`).
+fn failing_after(code: &CodeSettings, env: &EnvSource) -> Result<Duration, InitError> {
+    Ok(match code.failing_after {
+        Some(d) => d,
+        None => env
+            .millis("OTELWIRE_HEALTH_FAILING_AFTER")?
+            .unwrap_or(Duration::from_secs(60)),
+    })
+}
+
+/// The attribute value length limits of spans and of log records.
+fn value_length_limits(code: &CodeSettings, env: &EnvSource) -> Result<[usize; 2], InitError> {
+    let general = env.count("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", MAX_VALUE_LENGTH_LIMIT)?;
+    let mut limits = [DEFAULT_VALUE_LENGTH_LIMIT; 2];
+    for (i, var) in [
+        "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        limits[i] = match code.value_length_limit[i] {
+            Some(0) => {
+                return Err(InitError::InvalidSetting {
+                    setting: "attribute_value_length_limit",
+                    value: "0".into(),
+                    expected: "a positive number of characters".into(),
+                });
+            }
+            Some(n) => bounded_setting("attribute_value_length_limit", n, MAX_VALUE_LENGTH_LIMIT)?,
+            None => env
+                .count(var, MAX_VALUE_LENGTH_LIMIT)?
+                .or(general)
+                .unwrap_or(DEFAULT_VALUE_LENGTH_LIMIT),
+        };
+    }
+    Ok(limits)
+}
+
+/// The OTLP metrics exporter's temporality preference.
+fn temporality(code: &CodeSettings, env: &EnvSource) -> Result<Temporality, InitError> {
+    Ok(match code.temporality {
+        Some(t) => t,
+        None => match env.get(TEMPORALITY_VAR) {
+            None => Temporality::Cumulative,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "cumulative" => Temporality::Cumulative,
+                "delta" => Temporality::Delta,
+                "lowmemory" => Temporality::LowMemory,
+                _ => {
+                    return Err(InitError::env(
+                        TEMPORALITY_VAR,
+                        &v,
+                        "expected one of cumulative, delta, lowmemory",
+                    ));
+                }
+            },
+        },
+    })
+}
+
+/// The count limits of spans and the attribute count limit of log records.
+fn count_limits(code: &CodeSettings, env: &EnvSource) -> Result<(SpanLimits, usize), InitError> {
+    let attribute_count = env.limit("OTEL_ATTRIBUTE_COUNT_LIMIT")?;
+    let span_limits = match code.span_limits {
+        Some(l) => l,
+        None => {
+            let d = SpanLimits::default();
+            let attributes = |var: &str, default: u32| -> Result<u32, InitError> {
+                Ok(env.limit(var)?.or(attribute_count).unwrap_or(default))
+            };
+            SpanLimits {
+                max_attributes_per_span: attributes(
+                    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+                    d.max_attributes_per_span,
+                )?,
+                max_events_per_span: env
+                    .limit("OTEL_SPAN_EVENT_COUNT_LIMIT")?
+                    .unwrap_or(d.max_events_per_span),
+                max_links_per_span: env
+                    .limit("OTEL_SPAN_LINK_COUNT_LIMIT")?
+                    .unwrap_or(d.max_links_per_span),
+                max_attributes_per_event: attributes(
+                    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+                    d.max_attributes_per_event,
+                )?,
+                max_attributes_per_link: attributes(
+                    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+                    d.max_attributes_per_link,
+                )?,
+            }
+        }
+    };
+    let log_attribute_count_limit = match code.log_attribute_count_limit {
+        Some(n) => n,
+        None => env
+            .limit("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT")?
+            .or(attribute_count)
+            .unwrap_or(DEFAULT_ATTRIBUTE_COUNT_LIMIT),
+    } as usize;
+    Ok((span_limits, log_attribute_count_limit))
 }
 
 /// Where the scrape endpoint listens: the builder, else
@@ -1598,22 +1469,6 @@ fn bounded_setting(setting: &'static str, n: usize, max: usize) -> Result<usize,
             expected: format!("at most {max}"),
         })
     }
-}
-
-/// A collector URL from the environment, trimmed, or an error naming the
-/// variable, the value (user info removed) and what is wrong.
-fn validate_endpoint(var: &str, value: &str) -> Result<String, InitError> {
-    crate::endpoint::check(value)
-        .map_err(|why| InitError::env(var, &crate::endpoint::without_userinfo(value), why))
-}
-
-/// The same for a URL given to the builder.
-fn validate_setting_endpoint(setting: &'static str, value: &str) -> Result<String, InitError> {
-    crate::endpoint::check(value).map_err(|why| InitError::InvalidSetting {
-        setting,
-        value: crate::endpoint::without_userinfo(value).into_owned(),
-        expected: why,
-    })
 }
 
 /// The executable's file name: a better default than `unknown_service`.
