@@ -658,7 +658,7 @@ pub(crate) struct OtlpConfig {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Duration,
     pub(crate) compression: Compression,
-    /// The CA file, and the variable that named it.
+    /// The CA file, and the variable (or builder setting) that named it.
     pub(crate) certificate: Option<(String, std::path::PathBuf)>,
     /// The client certificate and key files (mutual TLS), each with the
     /// variable (or builder setting) that named it.
@@ -1647,6 +1647,143 @@ mod tests {
         }
         let err = resolve(&[("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "maybe")]).unwrap_err();
         assert!(err.to_string().contains("true or false"), "{err}");
+    }
+
+    /// A CA certificate only checks the server of a TLS connection: for a
+    /// plain `http://` endpoint it would be ignored in silence, so init
+    /// refuses it, naming the setting, the signal and the endpoint.
+    #[test]
+    fn a_ca_certificate_for_a_plain_http_endpoint_is_an_init_error() {
+        let err = resolve(&[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://user:s3cret@collector:4318/?api_key=k3y",
+            ),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/ca.pem"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("OTEL_EXPORTER_OTLP_CERTIFICATE=/etc/otel/ca.pem: "),
+            "{err}"
+        );
+        assert!(err.contains("for traces is only used over TLS"), "{err}");
+        assert!(err.contains("http://collector:4318/v1/traces"), "{err}");
+        assert!(err.contains("use https:// or unset"), "{err}");
+        assert!(!err.contains("s3cret") && !err.contains("k3y"), "{err}");
+
+        // The generic variable applies to every signal: the one whose
+        // endpoint is plain http is named.
+        let err = resolve(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                "http://agent:4318/v1/logs",
+            ),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/ca.pem"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("OTEL_EXPORTER_OTLP_CERTIFICATE=/etc/otel/ca.pem: "),
+            "{err}"
+        );
+        assert!(err.contains("for logs"), "{err}");
+        assert!(err.contains("http://agent:4318/v1/logs"), "{err}");
+
+        // A signal's own variable, with the default endpoint (plain http).
+        let err = resolve(&[("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "ca.pem")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE=ca.pem: "),
+            "{err}"
+        );
+        assert!(err.contains("for metrics"), "{err}");
+        assert!(err.contains("http://localhost:4318/v1/metrics"), "{err}");
+        assert!(
+            err.contains("unset OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE"),
+            "{err}"
+        );
+
+        // The same for a signal that is not exported is no error.
+        assert!(
+            resolve(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+                (
+                    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                    "http://agent:4318/v1/logs"
+                ),
+                ("OTEL_LOGS_EXPORTER", "none"),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/ca.pem"),
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_ca_certificate_set_in_code_for_a_plain_http_endpoint_is_an_init_error() {
+        let code = CodeSettings {
+            endpoint: Some("http://collector:4318".into()),
+            certificate: Some("/etc/otel/ca.pem".into()),
+            ..Default::default()
+        };
+        let err = Resolved::resolve(&code, &env(&[])).unwrap_err().to_string();
+        assert!(err.starts_with("certificate=/etc/otel/ca.pem: "), "{err}");
+        assert!(err.contains("http://collector:4318/v1/traces"), "{err}");
+        assert!(
+            err.contains("use https:// or unset the builder setting `certificate`"),
+            "{err}"
+        );
+
+        let mut signal_certificate: [Option<std::path::PathBuf>; 3] = Default::default();
+        signal_certificate[Signal::Logs.index()] = Some("/etc/otel/logs-ca.pem".into());
+        let code = CodeSettings {
+            endpoint: Some("https://collector:4318".into()),
+            signal_endpoint: [None, Some("http://agent:4318/v1/logs".into()), None],
+            signal_certificate,
+            ..Default::default()
+        };
+        let err = Resolved::resolve(&code, &env(&[])).unwrap_err().to_string();
+        assert!(
+            err.starts_with("signal_certificate=/etc/otel/logs-ca.pem: "),
+            "{err}"
+        );
+        assert!(err.contains("for logs"), "{err}");
+        assert!(err.contains("http://agent:4318/v1/logs"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_certificate_for_an_https_endpoint_is_used() {
+        for protocol in ["grpc", "http/protobuf"] {
+            let r = resolve(&[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/ca.pem"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                    "/etc/otel/traces-ca.pem",
+                ),
+            ])
+            .unwrap();
+            let certificate = |s: Signal| r.otlp[s.index()].certificate.clone();
+            assert_eq!(
+                certificate(Signal::Traces),
+                Some((
+                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE".to_owned(),
+                    "/etc/otel/traces-ca.pem".into()
+                ))
+            );
+            for signal in [Signal::Logs, Signal::Metrics] {
+                assert_eq!(
+                    certificate(signal),
+                    Some((
+                        "OTEL_EXPORTER_OTLP_CERTIFICATE".to_owned(),
+                        "/etc/otel/ca.pem".into()
+                    ))
+                );
+            }
+        }
     }
 
     #[test]

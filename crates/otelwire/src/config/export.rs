@@ -151,6 +151,7 @@ fn otlp_config(
     let client_identity = client_identity(code, env, signal)?;
     if kind == ExporterKind::Otlp {
         check_client_identity_needs_tls(signal, &endpoint, client_identity.as_ref())?;
+        check_ca_certificate_needs_tls(signal, &endpoint, certificate.as_ref())?;
     }
     Ok(OtlpConfig {
         protocol,
@@ -302,14 +303,14 @@ fn ca_certificate(
 ) -> Option<(String, PathBuf)> {
     let var = format!("OTEL_EXPORTER_OTLP_{}_CERTIFICATE", signal.env_infix());
     match (
-        code.signal_certificate[signal.index()]
-            .as_ref()
-            .or(code.certificate.as_ref()),
+        &code.signal_certificate[signal.index()],
+        &code.certificate,
         env.get(&var),
     ) {
-        (Some(path), _) => Some(("certificate".to_owned(), path.clone())),
-        (None, Some(path)) => Some((var, path.into())),
-        (None, None) => generic
+        (Some(path), _, _) => Some(("signal_certificate".to_owned(), path.clone())),
+        (None, Some(path), _) => Some(("certificate".to_owned(), path.clone())),
+        (None, None, Some(path)) => Some((var, path.into())),
+        (None, None, None) => generic
             .certificate
             .clone()
             .map(|path| ("OTEL_EXPORTER_OTLP_CERTIFICATE".to_owned(), path.into())),
@@ -394,6 +395,41 @@ fn check_client_identity_needs_tls(
         )),
         _ => Ok(()),
     }
+}
+
+/// Refuses a CA certificate for a plain `http://` endpoint.
+fn check_ca_certificate_needs_tls(
+    signal: Signal,
+    endpoint: &str,
+    certificate: Option<&(String, PathBuf)>,
+) -> Result<(), InitError> {
+    // It only checks the server of a TLS connection: it would be ignored in
+    // silence. Only the file's name is shown, never what it holds.
+    let Some((setting, path)) = certificate.filter(|_| is_plain_http(endpoint)) else {
+        return Ok(());
+    };
+    let unset = match setting.as_str() {
+        "OTEL_EXPORTER_OTLP_CERTIFICATE" => format!(
+            "unset {setting} (it applies to every signal; \
+             OTEL_EXPORTER_OTLP_{{SIGNAL}}_CERTIFICATE names one signal's CA)"
+        ),
+        "certificate" => "unset the builder setting `certificate` (it applies to every \
+             signal; `signal_certificate` names one signal's CA)"
+            .to_owned(),
+        "signal_certificate" => {
+            format!("unset the builder setting `signal_certificate` for {signal}")
+        }
+        var => format!("unset {var}"),
+    };
+    Err(InitError::env(
+        setting,
+        &path.display().to_string(),
+        format!(
+            "a CA certificate for {signal} is only used over TLS, and its endpoint is {}: \
+             use https:// or {unset}",
+            shown(endpoint)
+        ),
+    ))
 }
 
 /// Whether `endpoint` is a plain `http://` URL, which no TLS setting reaches.
