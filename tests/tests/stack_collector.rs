@@ -272,8 +272,7 @@ fn a_backend_restart_with_a_collector_restart_in_between_loses_nothing() {
         "the collector saw the first 20 of each signal accepted",
         Duration::from_secs(30),
         || {
-            let logs =
-                collector.own_metric("otelcol_exporter_sent_log_records_total", &["loki"]);
+            let logs = collector.own_metric("otelcol_exporter_sent_log_records_total", &["loki"]);
             let spans = collector.own_metric("otelcol_exporter_sent_spans_total", &["tempo"]);
             if logs >= 20.0 && spans >= 20.0 {
                 Ok(())
