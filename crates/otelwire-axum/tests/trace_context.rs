@@ -117,7 +117,8 @@ async fn each_rule_of_the_specification_over_http() {
                 format!("traceparent: 00-{TRACE}-{PARENT}-01"),
             ],
             continued: false,
-            flags: "01",
+            // A trace started here: its id is otelwire's, random.
+            flags: "03",
             tracestate: None,
         },
         Case {
@@ -224,7 +225,14 @@ async fn each_rule_of_the_specification_over_http() {
                 "tracestate: a=1".into(),
             ],
             continued: false,
-            flags: "01",
+            flags: "03",
+            tracestate: None,
+        },
+        Case {
+            what: "Level 2: a trace started here is sent with random",
+            lines: vec![],
+            continued: false,
+            flags: "03",
             tracestate: None,
         },
     ];
@@ -254,11 +262,14 @@ async fn each_rule_of_the_specification_over_http() {
         if case.continued {
             assert_eq!(span.trace_id, TRACE, "{what}");
             assert_eq!(span.parent_span_id.as_deref(), Some(PARENT), "{what}");
-            assert_eq!(parts[3], case.flags, "{what}: {sent}");
         } else {
             assert_ne!(span.trace_id, TRACE, "{what}: a new trace");
             assert_eq!(span.parent_span_id, None, "{what}");
         }
+        // A received trace keeps its flags (`01` stays `01`: an id from
+        // elsewhere is not known to be random); one started here is sent
+        // with `random`.
+        assert_eq!(parts[3], case.flags, "{what}: {sent}");
         let state = header(body, "tracestate");
         if case.what == "32 members are kept" {
             let expected: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();

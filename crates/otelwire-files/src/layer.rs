@@ -210,6 +210,15 @@ impl Files {
 }
 
 impl FilesLayer {
+    /// Writes the named baggage members with the span fields of every line
+    /// (`otelwire::baggage`; [`FilesExt::files`](crate::FilesExt::files)
+    /// passes the builder's).
+    #[must_use]
+    pub fn baggage_attributes(mut self, names: otelwire::baggage::BaggageAttributes) -> Self {
+        self.formatter = self.formatter.baggage_attributes(names);
+        self
+    }
+
     /// A handle to the sinks' health and flush.
     pub fn handle(&self) -> FilesHandle {
         FilesHandle {

@@ -167,9 +167,11 @@ pub trait FilesExt {
 impl FilesExt for otelwire::Builder {
     fn files(self, files: Files) -> Self {
         self.with_output(move |cx| {
-            files
-                .build_with_env(|k| cx.env(k))
-                .map(FilesLayer::into_output)
+            files.build_with_env(|k| cx.env(k)).map(|layer| {
+                layer
+                    .baggage_attributes(cx.baggage_attributes().clone())
+                    .into_output()
+            })
         })
     }
 }

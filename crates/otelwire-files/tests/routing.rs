@@ -216,3 +216,52 @@ fn otelwire_log_dir_switches_the_files_on() {
     names.sort();
     assert_eq!(names, ["alerts.jsonl", "app.jsonl", "audit.jsonl"]);
 }
+
+/// The builder's baggage attributes reach the files' lines too, with the
+/// span fields, as they reach the console's.
+#[test]
+fn baggage_attributes_are_written_with_the_span_fields() {
+    use otelwire::opentelemetry::baggage::BaggageExt;
+    use otelwire::opentelemetry::{Context, KeyValue};
+    use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let console = Console::default();
+    let writer = console.clone();
+    let telemetry = otelwire::builder()
+        .env_source(|_| None)
+        .service_name("routing")
+        .span_exporter(NoopSpans)
+        .logs(false)
+        .metrics(false)
+        .log_format(LogFormat::Json)
+        .writer(move || writer.clone())
+        .baggage_attributes(["tenant.id"])
+        .files(Files::defaults().dir(dir.path()))
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(telemetry.dispatch(), || {
+        let span = tracing::info_span!("checkout", order.id = 7);
+        let _ = span.set_parent(Context::new().with_baggage([
+            KeyValue::new("tenant.id", "acme"),
+            KeyValue::new("session", "s3cr3t"),
+        ]));
+        span.in_scope(|| tracing::info!("order placed"));
+    });
+    telemetry.shutdown_blocking();
+    let app: Vec<serde_json::Value> = common::sink_files(dir.path(), "app")
+        .iter()
+        .flat_map(|(_, text)| common::json_lines(text))
+        .filter(|l| l["message"] == "order placed")
+        .collect();
+    assert_eq!(app.len(), 1, "{app:?}");
+    assert_eq!(app[0]["span"]["tenant.id"], "acme", "{app:?}");
+    assert_eq!(app[0]["span"]["order.id"], 7, "{app:?}");
+    assert!(app[0]["span"].get("session").is_none(), "{app:?}");
+    let console = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        console.contains(r#""order.id":7,"tenant.id":"acme""#),
+        "{console}"
+    );
+    assert!(!console.contains("s3cr3t"), "{console}");
+}

@@ -53,6 +53,7 @@ pub struct Builder {
     ansi: Option<bool>,
     custom: pipeline::CustomExporters,
     log_span_fields: Vec<String>,
+    baggage_attributes: Option<Vec<String>>,
     outputs: Vec<MakeOutput>,
 }
 
@@ -66,6 +67,7 @@ impl Default for Builder {
             ansi: None,
             custom: pipeline::CustomExporters::default(),
             log_span_fields: vec![REQUEST_ID_FIELD.to_owned()],
+            baggage_attributes: None,
             outputs: Vec::new(),
         }
     }
@@ -275,13 +277,16 @@ impl Builder {
 
     /// The CA certificate (a PEM file) that `https` endpoints are checked
     /// against, for every signal, instead of the system's roots (wins over
-    /// `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE`).
+    /// `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE`). With an `http://`
+    /// endpoint it would never be used: [`build`](Self::build) fails with
+    /// an [`InitError`] naming the signal and the endpoint.
     pub fn certificate(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.code.certificate = Some(path.into());
         self
     }
 
-    /// One signal's CA certificate (wins over [`certificate`](Self::certificate)).
+    /// One signal's CA certificate (wins over [`certificate`](Self::certificate));
+    /// an init error with an `http://` endpoint, as that one is.
     pub fn signal_certificate(
         mut self,
         signal: Signal,
@@ -507,6 +512,36 @@ impl Builder {
         self
     }
 
+    /// The W3C baggage members copied onto every span, log record and
+    /// local line of a request that carries them, under their own names
+    /// (see [`crate::baggage`]); wins over `OTELWIRE_BAGGAGE_ATTRIBUTES`.
+    /// Only the named members: baggage is set by whoever sent the request.
+    /// A name that is not a baggage key is an [`InitError`] at build.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let telemetry = otelwire::builder()
+    ///     .sdk_disabled(true)
+    ///     .baggage_attributes(["tenant.id", "user.tier"])
+    ///     .build()?;
+    /// # drop(telemetry);
+    /// let err = otelwire::builder()
+    ///     .sdk_disabled(true)
+    ///     .baggage_attributes(["tenant id"])
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("is not a baggage key"), "{err}");
+    /// # Ok(()) }
+    /// ```
+    pub fn baggage_attributes<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.baggage_attributes = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Adds a `tracing` layer of your own to the subscriber (it sees every
     /// event `RUST_LOG` lets through and every span either filter records,
     /// unredacted unless wrapped in [`RedactLayer`]).
@@ -599,6 +634,8 @@ impl Builder {
     fn assemble(self, global: bool) -> Result<Telemetry, InitError> {
         let cfg = Resolved::resolve(&self.code, &self.env)?;
         let redactor = Redactor::new(&cfg.redact_fields);
+        let baggage =
+            crate::baggage::resolve(self.baggage_attributes.as_deref(), &self.env, &redactor)?;
         let secrets: Vec<String> = cfg
             .otlp
             .iter()
@@ -629,7 +666,8 @@ impl Builder {
             secrets,
         ));
         let resource = resource::build(&cfg, &redactor);
-        let providers = pipeline::build(&cfg, &resource, &pipeline, &redactor, self.custom)?;
+        let providers =
+            pipeline::build(&cfg, &resource, &pipeline, &redactor, self.custom, &baggage)?;
 
         if let Some(mp) = &providers.meter {
             use opentelemetry::metrics::MeterProvider as _;
@@ -663,13 +701,15 @@ impl Builder {
                 .unwrap_or_else(|| BoxMakeWriter::new(std::io::stdout));
             LocalLayer::new(
                 LineFormatter::with_options(cfg.log_format, ansi, providers.tracer.is_some())
-                    .value_length_limit(cfg.value_length_limit[1]),
+                    .value_length_limit(cfg.value_length_limit[1])
+                    .baggage_attributes(baggage.clone()),
                 writer,
             )
         });
         let cx = OutputContext {
             env: &self.env,
             redactor: &redactor,
+            baggage: &baggage,
         };
         let mut outputs: Vec<BoxedLayer> = Vec::new();
         let mut components: Vec<Arc<dyn Component>> = Vec::new();

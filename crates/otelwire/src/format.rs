@@ -166,6 +166,39 @@ impl LineFormat {
         }
         *out = String::from_utf8(buf).unwrap_or_default();
     }
+
+    /// Appends one string field, `name` = `value`, to pre-rendered span
+    /// fields (a baggage member copied onto the line).
+    pub(crate) fn write_span_str(&self, out: &mut String, name: &str, value: &str) {
+        let mut buf = std::mem::take(out).into_bytes();
+        let value = cut(value, self.value_limit);
+        match self.format {
+            LogFormat::Json => {
+                let mut f = JsonFields {
+                    out: &mut buf,
+                    skip_message: false,
+                    message: None,
+                    span_mode: true,
+                    limit: self.value_limit,
+                };
+                if f.key_name(name) {
+                    json_str(f.out, value);
+                }
+            }
+            _ => {
+                let mut f = TextFields {
+                    out: &mut buf,
+                    message: None,
+                    span_mode: true,
+                    limit: self.value_limit,
+                };
+                if f.key_name(name) {
+                    f.quoted(value);
+                }
+            }
+        }
+        *out = String::from_utf8(buf).unwrap_or_default();
+    }
 }
 
 /// How one line is written.
@@ -621,7 +654,10 @@ struct JsonFields<'a, 'm> {
 impl JsonFields<'_, '_> {
     /// Writes `"key":` (with a separating comma), or returns false to skip.
     fn key(&mut self, field: &Field) -> bool {
-        let name = field.name();
+        self.key_name(field.name())
+    }
+
+    fn key_name(&mut self, name: &str) -> bool {
         if is_log_metadata(name) || (self.span_mode && skip_in_span(name)) {
             return false;
         }
@@ -762,7 +798,10 @@ struct TextFields<'a, 'm> {
 
 impl TextFields<'_, '_> {
     fn key(&mut self, field: &Field) -> bool {
-        let name = field.name();
+        self.key_name(field.name())
+    }
+
+    fn key_name(&mut self, name: &str) -> bool {
         if is_log_metadata(name) || (self.span_mode && skip_in_span(name)) {
             return false;
         }

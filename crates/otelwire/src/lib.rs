@@ -82,7 +82,7 @@
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_{SIGNAL}_HEADERS` | — | `k=v` pairs sent with every export (never logged), percent-decoded strictly as above; [`Builder::header`], [`Builder::signal_header`] |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_{SIGNAL}_TIMEOUT` | `10000` | export timeout, milliseconds; [`Builder::timeout`], [`Builder::signal_timeout`] |
 //! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_{SIGNAL}_COMPRESSION` | `none` | `gzip` or `none`; [`Builder::compression`], [`Builder::signal_compression`] |
-//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_{SIGNAL}_CERTIFICATE` | system roots | PEM file of the CA to trust for `https` endpoints; [`Builder::certificate`], [`Builder::signal_certificate`] |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_{SIGNAL}_CERTIFICATE` | system roots | PEM file of the CA to trust for `https` endpoints (with an `http://` endpoint it would never be used, so that is an [`InitError`] naming the setting, the signal and the endpoint); [`Builder::certificate`], [`Builder::signal_certificate`] |
 //! | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY`, `…_{SIGNAL}_CLIENT_CERTIFICATE`, `…_{SIGNAL}_CLIENT_KEY` | none | PEM files of a client certificate and its private key (mutual TLS), both or neither, read at init and presented to `https` endpoints (gRPC and HTTP; with an `http://` endpoint it would never be presented, so that is an [`InitError`]); [`Builder::client_certificate`] wins |
 //! | `OTEL_EXPORTER_OTLP_INSECURE`, `…_{SIGNAL}_INSECURE` | `false` | `true` or `false`, validated; it only concerns an endpoint without a scheme, which otelwire refuses, so the scheme (`http://` or `https://`) decides |
 //! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative` | `cumulative`, `delta` (counters, asynchronous counters and histograms delta; up-down counters cumulative) or `lowmemory` (synchronous counters and histograms delta), any case ([`Builder::metrics_temporality`]) |
@@ -103,6 +103,7 @@
 //! | `OTELWIRE_LOG_FORMAT` | `pretty` on a terminal, else `json` | local output: `pretty`, `compact`, `json` or `none` |
 //! | `OTELWIRE_ENVIRONMENT` | [`Builder::default_environment`] | `deployment.environment.name` ([`Builder::environment`] wins over it; a default does not) |
 //! | `OTELWIRE_REDACT_FIELDS` | — | more secret field names, comma-separated |
+//! | `OTELWIRE_BAGGAGE_ATTRIBUTES` | — | W3C baggage members copied, under their own names, onto the spans, log records and local lines of a request that carries them: comma-separated names ([`baggage`], [`Builder::baggage_attributes`] wins over it); never all members, since baggage is set by whoever sent the request |
 //! | `OTELWIRE_SHUTDOWN_TIMEOUT` | `5000` | milliseconds [`Telemetry::shutdown`] may take |
 //! | `OTELWIRE_PROCESS_METRICS` | `true` | record the process metrics |
 //! | `OTELWIRE_HEALTH_FAILING_AFTER` | `60000` | milliseconds of failed exports before health says `failing` instead of `degraded` |
@@ -150,7 +151,7 @@
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `OTEL_EXPORTER_OTLP_LOGS_HEADERS`, `OTEL_EXPORTER_OTLP_METRICS_HEADERS` | supported | |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, `OTEL_EXPORTER_OTLP_LOGS_TIMEOUT`, `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT` | supported | |
 //! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, `OTEL_EXPORTER_OTLP_LOGS_COMPRESSION`, `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION` | supported | `gzip` or `none`; [`Compression::None`] in code against `gzip` in the process environment is an [`InitError`] (opentelemetry-otlp would gzip anyway) |
-//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, `OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE`, `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE` | supported | |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, `OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE`, `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE` | supported | the CA for `https` endpoints; with `http://`, an init error |
 //! | `OTEL_EXPORTER_OTLP_INSECURE`, `OTEL_EXPORTER_OTLP_TRACES_INSECURE`, `OTEL_EXPORTER_OTLP_LOGS_INSECURE`, `OTEL_EXPORTER_OTLP_METRICS_INSECURE` | supported | validated; the endpoint's scheme decides |
 //! | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE` | supported | mutual TLS, gRPC and HTTP: a PEM certificate (chain) read at init, presented over `https`; needs the key; [`Builder::client_certificate`] |
 //! | `OTEL_EXPORTER_OTLP_CLIENT_KEY`, `OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY`, `OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY`, `OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY` | supported | the certificate's unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1), read at init; needs the certificate; its contents never appear in an error |
@@ -283,6 +284,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod baggage;
 mod builder;
 mod config;
 pub mod current;

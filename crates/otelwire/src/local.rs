@@ -20,6 +20,7 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::baggage::BaggageAttributes;
 use crate::config::LogFormat;
 use crate::format::{Header, LineFormat, Scope};
 
@@ -149,6 +150,8 @@ pub struct LineFormatter {
     format: LineFormat,
     /// Whether to look for the OTel span's ids (off when no tracer exists).
     trace_ids: bool,
+    /// The baggage members written with the span's fields.
+    baggage: BaggageAttributes,
     id: usize,
 }
 
@@ -156,8 +159,10 @@ impl Clone for LineFormatter {
     fn clone(&self) -> Self {
         // A clone is another formatter: it must not take over span slots.
         LineFormatter {
+            format: self.format,
+            trace_ids: self.trace_ids,
+            baggage: self.baggage.clone(),
             id: NEXT_FORMATTER.fetch_add(1, Ordering::Relaxed),
-            ..*self
         }
     }
 }
@@ -182,6 +187,7 @@ impl LineFormatter {
                 value_limit: crate::config::DEFAULT_VALUE_LENGTH_LIMIT,
             },
             trace_ids,
+            baggage: BaggageAttributes::default(),
             id: NEXT_FORMATTER.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -196,6 +202,15 @@ impl LineFormatter {
     #[must_use]
     pub fn value_length_limit(mut self, limit: usize) -> Self {
         self.format.value_limit = limit;
+        self
+    }
+
+    /// Writes the named members of the current context's baggage with the
+    /// span fields of every line inside a span (see [`crate::baggage`];
+    /// otelwire sets this on its console and passes it to outputs).
+    #[must_use]
+    pub fn baggage_attributes(mut self, names: BaggageAttributes) -> Self {
+        self.baggage = names;
         self
     }
 
@@ -302,7 +317,8 @@ impl LineFormatter {
         // An audit or security event carries its own, masked, fields: the
         // enclosing spans' fields (a request span's full `client.address`,
         // say) must not bring back what the event masked.
-        let span_fields = if is_audit_target(event.metadata().target()) {
+        let audit = is_audit_target(event.metadata().target());
+        let mut span_fields = if audit {
             ""
         } else {
             fields
@@ -310,6 +326,19 @@ impl LineFormatter {
                 .map(|r| r.fields.as_str())
                 .unwrap_or("")
         };
+        let with_baggage;
+        if !audit && span.is_some() && !self.baggage.is_empty() {
+            let mut all: Option<String> = None;
+            self.baggage.for_each_current(|name, value| {
+                let all = all.get_or_insert_with(|| span_fields.to_owned());
+                self.format
+                    .write_span_str(all, name.as_str(), value.as_str());
+            });
+            if let Some(all) = all {
+                with_baggage = all;
+                span_fields = &with_baggage;
+            }
+        }
         let (trace_id, span_id) = if self.trace_ids && span.is_some() {
             current_ids()
         } else {

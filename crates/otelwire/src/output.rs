@@ -17,6 +17,7 @@ pub(crate) type MakeOutput =
 pub struct OutputContext<'a> {
     pub(crate) env: &'a EnvSource,
     pub(crate) redactor: &'a Redactor,
+    pub(crate) baggage: &'a crate::baggage::BaggageAttributes,
 }
 
 impl OutputContext<'_> {
@@ -30,6 +31,12 @@ impl OutputContext<'_> {
     /// outputs that also want to know which names are secret).
     pub fn redactor(&self) -> &Redactor {
         self.redactor
+    }
+
+    /// The baggage members that every line of an output should carry with
+    /// its span fields ([`LineFormatter::baggage_attributes`](crate::LineFormatter::baggage_attributes)).
+    pub fn baggage_attributes(&self) -> &crate::baggage::BaggageAttributes {
+        self.baggage
     }
 }
 

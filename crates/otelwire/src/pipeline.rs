@@ -30,6 +30,7 @@ use opentelemetry_sdk::trace::{
     BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor,
 };
 
+use crate::baggage::BaggageAttributes;
 use crate::config::{
     ClientIdentity, Compression, ExporterKind, OtlpConfig, Protocol, Resolved, Sampler, Signal,
 };
@@ -97,12 +98,13 @@ pub(crate) fn build(
     pipeline: &Arc<Pipeline>,
     redactor: &Redactor,
     custom: CustomExporters,
+    baggage: &BaggageAttributes,
 ) -> Result<Providers, InitError> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("otelwire-init".into())
             .spawn_scoped(scope, || {
-                build_here(cfg, resource, pipeline, redactor, custom)
+                build_here(cfg, resource, pipeline, redactor, custom, baggage)
             })
             .map_err(InitError::Runtime)?
             .join()
@@ -120,6 +122,7 @@ fn build_here(
     pipeline: &Arc<Pipeline>,
     redactor: &Redactor,
     mut custom: CustomExporters,
+    baggage: &BaggageAttributes,
 ) -> Result<Providers, InitError> {
     let mut out = Providers::default();
     if cfg.sdk_disabled {
@@ -148,6 +151,7 @@ fn build_here(
         let mut b = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_sampler(sampler(cfg.sampler))
+            .with_id_generator(crate::propagation::RandomIds::default())
             .with_span_limits(cfg.span_limits);
         let batch = cfg.batch[0];
         let exporter = match cfg.effective_exporter(Signal::Traces) {
@@ -178,6 +182,7 @@ fn build_here(
                 redactor: redactor.clone(),
                 max_in_flight: batch.max_queue_size as u64,
                 value_limit: cfg.value_length_limit[0],
+                baggage: baggage.clone(),
             });
         }
         out.tracer = Some(b.build());
@@ -216,6 +221,7 @@ fn build_here(
                     max_in_flight: batch.max_queue_size as u64,
                     value_limit: cfg.value_length_limit[1],
                     count_limit: cfg.log_attribute_count_limit,
+                    baggage: baggage.clone(),
                     template: {
                         use opentelemetry::logs::LoggerProvider as _;
                         SdkLoggerProvider::builder().build().logger("otelwire")
@@ -1055,10 +1061,17 @@ struct SpanGate {
     max_in_flight: u64,
     /// The attribute value length limit.
     value_limit: usize,
+    /// The baggage members copied onto every span (`cx` is its parent's
+    /// context, which carries the request's baggage).
+    baggage: BaggageAttributes,
 }
 
 impl SpanProcessor for SpanGate {
     fn on_start(&self, span: &mut Span, cx: &Context) {
+        use opentelemetry::trace::Span as _;
+        self.baggage.for_each_in(cx, |name, value| {
+            span.set_attribute(opentelemetry::KeyValue::new(name.clone(), value.clone()));
+        });
         self.inner.on_start(span, cx)
     }
 
@@ -1107,6 +1120,9 @@ struct LogGate {
     value_limit: usize,
     /// The most attributes a record keeps.
     count_limit: usize,
+    /// The baggage members copied onto every record (from the context of
+    /// the span it is emitted in).
+    baggage: BaggageAttributes,
     /// Makes the fresh records that replace records with values too long
     /// (the SDK's records cannot replace an attribute in place).
     template: SdkLogger,
@@ -1115,6 +1131,10 @@ struct LogGate {
 impl LogProcessor for LogGate {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         crate::layers::take_span_fields(record);
+        self.baggage.for_each_current(|name, value| {
+            use opentelemetry::logs::LogRecord as _;
+            record.add_attribute(name.clone(), value.clone());
+        });
         if !self.pipeline.stats(Signal::Logs).admit(self.max_in_flight) {
             self.pipeline.record_queue_drop(Signal::Logs);
             return;

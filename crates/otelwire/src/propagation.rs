@@ -56,6 +56,8 @@
 //!   whitespace (spaces and tabs), even when no HTTP parser trimmed them;
 //! - every trace-flags bit received is kept (Level 2's `random`, bit 1,
 //!   too) and sent on;
+//! - `random` is sent with the trace ids otelwire generates (the SDK
+//!   cannot set it; see [`random_ids`] for how they are known again);
 //! - several `tracestate` header lines are one list (RFC 9110 field
 //!   combination), empty members ignored;
 //! - `tracestate` is checked against the current grammar (a key
@@ -92,10 +94,12 @@
 mod b3;
 mod composite;
 mod jaeger;
+pub mod random_ids;
 
 pub use b3::{B3Encoding, B3Propagator};
 pub use composite::CompositePropagator;
 pub use jaeger::{JaegerPropagator, MAX_JAEGER_BAGGAGE_ITEMS};
+pub use random_ids::RandomIds;
 
 use opentelemetry::Context;
 use opentelemetry::propagation::{
@@ -228,14 +232,13 @@ impl TextMapPropagator for TraceContextPropagator {
         if !sc.is_valid() {
             return;
         }
+        let mut flags = sc.trace_flags().to_u8();
+        if flags & random_ids::RANDOM_FLAG == 0 && random_ids::generated_here(sc.trace_id()) {
+            flags |= random_ids::RANDOM_FLAG;
+        }
         injector.set(
             TRACEPARENT,
-            format!(
-                "00-{}-{}-{:02x}",
-                sc.trace_id(),
-                sc.span_id(),
-                sc.trace_flags().to_u8()
-            ),
+            format!("00-{}-{}-{flags:02x}", sc.trace_id(), sc.span_id()),
         );
         let state = sc.trace_state().header();
         if !state.is_empty() {
