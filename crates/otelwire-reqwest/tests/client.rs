@@ -164,10 +164,11 @@ async fn client_spans_propagation_errors_and_metrics() {
         assert_eq!(a.get_i64("http.response.status_code"), Some(200));
         assert_eq!(call.status.code, OtelStatus::Unset);
         let tp = echo["traceparent"].as_str().expect("traceparent injected");
+        // Sampled, and `random` (W3C Level 2): the trace started here.
         assert!(
             calls
                 .iter()
-                .any(|c| tp == format!("00-{}-{}-01", c.trace_id, c.span_id)),
+                .any(|c| tp == format!("00-{}-{}-03", c.trace_id, c.span_id)),
             "{tp}"
         );
     }
