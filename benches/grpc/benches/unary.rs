@@ -2,7 +2,7 @@
 //! each variant of `grpc_bench::Variant`, in one run:
 //!
 //! ```text
-//! cargo bench -p grpc-bench -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p grpc-bench --bench unary -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
 //! Each variant's stack is started for its bench and shut down after it,

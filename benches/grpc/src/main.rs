@@ -1,4 +1,4 @@
-//! Run with `cargo run --release -p grpc-bench -- callgrind` (needs `valgrind`: `apt-get install valgrind`); time per RPC: `cargo bench -p grpc-bench`.
+//! Run with `cargo run --release -p grpc-bench -- callgrind` (needs `valgrind`: `apt-get install valgrind`); time per RPC: `cargo bench -p grpc-bench --bench unary`.
 //!
 //! Instructions per unary RPC on loopback (client and server in one
 //! thread, the export threads included), counted by callgrind, for each
