@@ -892,6 +892,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_baggage_member_is_written_as_a_span_field_in_each_format() {
+        let format = |f| LineFormat {
+            format: f,
+            ansi: false,
+            value_limit: 8,
+        };
+        let mut json = String::new();
+        format(LogFormat::Json).write_span_str(&mut json, "tenant.id", "acme");
+        format(LogFormat::Json).write_span_str(&mut json, "user.tier", "gold \"plus\" tier");
+        assert_eq!(json, r#""tenant.id":"acme","user.tier":"gold \"pl""#);
+
+        let mut text = String::new();
+        format(LogFormat::Compact).write_span_str(&mut text, "tenant.id", "acme");
+        format(LogFormat::Compact).write_span_str(&mut text, "user.tier", "gold tier");
+        assert_eq!(text, r#" tenant.id=acme user.tier="gold tie""#);
+
+        // A name the line itself uses is renamed, as a span field is.
+        let mut json = String::new();
+        format(LogFormat::Json).write_span_str(&mut json, "level", "x");
+        assert_eq!(json, r#""fields.level":"x""#);
+    }
+
+    #[test]
     fn json_escaping_keeps_one_line() {
         let mut out = Vec::new();
         json_str(&mut out, "a\"b\\c\nd\re\tf\u{1}g\u{7f}h é");
