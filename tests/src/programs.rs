@@ -16,9 +16,10 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Whether a missing tool fails the test (CI) rather than skipping it.
+/// Whether a missing tool fails the test (CI) rather than skipping it:
+/// `OTELWIRE_REQUIRE_TOOLS` set to anything but empty, `0` or `false`.
 pub fn tools_required() -> bool {
-    std::env::var_os("OTELWIRE_REQUIRE_TOOLS").is_some()
+    std::env::var("OTELWIRE_REQUIRE_TOOLS").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
 }
 
 /// The binaries `stack/local/install` prints.

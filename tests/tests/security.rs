@@ -7,12 +7,11 @@
 //! `OTELWIRE_REQUIRE_TOOLS` is set, where it fails).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use otelwire::audit::{Auditor, MaskingPolicy, User};
 use otelwire::{LogFormat, Protocol, Signal, Telemetry};
-use otelwire_test::{Collector, LogRecord, PointValue};
+use otelwire_test::{Collector, Console, LogRecord, PointValue};
 
 mod common;
 use common::{demo_token, run, run_pricing};
@@ -22,34 +21,14 @@ const WRONG_PASSWORD: &str = "wrong-password-5150";
 /// Well formed (64 hex digits) but never issued.
 const FORGED_TOKEN: &str = "00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff";
 
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Console {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 fn pipeline(name: &str, collector: &Collector, console: &Console) -> Telemetry {
-    let console = console.clone();
     otelwire::builder()
         .env_source(|_| None)
         .service_name(name)
         .endpoint(collector.grpc_endpoint())
         .protocol(Protocol::Grpc)
         .log_format(LogFormat::Json)
-        .writer(move || console.clone())
+        .writer(console.clone())
         .scheduled_delay(Signal::Traces, Duration::from_millis(100))
         .scheduled_delay(Signal::Logs, Duration::from_millis(100))
         .metric_export_interval(Duration::from_millis(300))
@@ -328,7 +307,7 @@ async fn logins_and_tokens_on_sqlite() {
 
 /// A database of its own on the test server, so that runs never collide.
 async fn fresh_postgres_database() -> Option<String> {
-    let required = std::env::var_os("OTELWIRE_REQUIRE_TOOLS").is_some();
+    let required = otelwire_tests::programs::tools_required();
     let url = match std::env::var("OTELWIRE_TEST_POSTGRES_URL") {
         Ok(u) if !u.is_empty() => u,
         _ if required => panic!(

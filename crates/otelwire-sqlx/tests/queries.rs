@@ -507,7 +507,9 @@ async fn query_text_full_and_off() {
 /// The server's URL, or `None` (with a notice) when there is none and
 /// the environment does not require one.
 async fn postgres_url() -> Option<String> {
-    let required = std::env::var_os("OTELWIRE_REQUIRE_TOOLS").is_some();
+    // Set to anything but empty, `0` or `false` (as the tests crate reads it).
+    let required = std::env::var("OTELWIRE_REQUIRE_TOOLS")
+        .is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"));
     let url = match std::env::var("OTELWIRE_TEST_POSTGRES_URL") {
         Ok(u) if !u.is_empty() => u,
         _ => {
