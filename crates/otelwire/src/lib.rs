@@ -255,6 +255,13 @@
 //! (`tracing::dispatcher::set_default(telemetry.dispatch())`). Made under
 //! no otelwire pipeline at all, they say so once.
 //!
+//! # Baggage on spans and logs
+//!
+//! `OTELWIRE_BAGGAGE_ATTRIBUTES=tenant.id` (or
+//! [`Builder::baggage_attributes`]) copies the named W3C baggage members
+//! of a request onto its spans, log records and local lines, never the
+//! others; see [`baggage`].
+//!
 //! # Redaction
 //!
 //! Fields named like secrets (see [`DEFAULT_SECRET_NAMES`], plus
