@@ -3,7 +3,6 @@
 //! made while serving it, on its log records and on its local lines; the
 //! members not named land nowhere.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,22 +11,9 @@ use axum::routing::get;
 use http::Request;
 use otelwire::LogFormat;
 use otelwire_axum::OtelLayer;
-use otelwire_test::Collector;
+use otelwire_test::{Collector, Console};
 use tower::ServiceExt;
 use tracing::Instrument;
-
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const SECRET: &str = "s3cr3t-session";
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,11 +37,10 @@ fn app() -> Router {
 async fn named_members_reach_spans_records_and_lines_and_no_other_does() {
     let collector = Collector::start().unwrap();
     let console = Console::default();
-    let writer = console.clone();
     let t = otelwire_test::builder_for(&collector)
         .service_name("baggage-attributes")
         .log_format(LogFormat::Json)
-        .writer(move || writer.clone())
+        .writer(console.clone())
         .env_source(|k| (k == "OTELWIRE_BAGGAGE_ATTRIBUTES").then(|| "tenant.id, user.tier".into()))
         .build()
         .unwrap();
@@ -137,7 +122,7 @@ async fn named_members_reach_spans_records_and_lines_and_no_other_does() {
     // Local lines: the members are with the span's fields.
     drop(_default);
     t.shutdown().await;
-    let text = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    let text = console.text();
     assert!(!text.contains(SECRET), "{text}");
     let lines: Vec<serde_json::Value> = text
         .lines()

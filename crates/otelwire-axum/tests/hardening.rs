@@ -3,7 +3,6 @@
 //! the opt-in scrubber rewrites them; with it, neither the exported span
 //! nor the local line carries them.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,21 +11,8 @@ use axum::routing::get;
 use http::Request;
 use otelwire::{LogFormat, Signal};
 use otelwire_axum::OtelLayer;
-use otelwire_test::Collector;
+use otelwire_test::{Collector, Console};
 use tower::ServiceExt;
-
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const TOKEN: &str = "tok-8f2b9c1d";
 const SESSION: &str = "sess-77aa01";
@@ -36,13 +22,12 @@ const SESSION: &str = "sess-77aa01";
 async fn trial(layer: OtelLayer) -> (Vec<String>, String) {
     let collector = Collector::start().unwrap();
     let console = Console::default();
-    let writer = console.clone();
     let t = otelwire::builder()
         .env_source(|_| None)
         .service_name("axum-hardening")
         .endpoint(collector.http_endpoint())
         .log_format(LogFormat::Json)
-        .writer(move || writer.clone())
+        .writer(console.clone())
         .scheduled_delay(Signal::Traces, Duration::from_millis(100))
         .scheduled_delay(Signal::Logs, Duration::from_millis(100))
         .process_metrics(false)
@@ -71,7 +56,7 @@ async fn trial(layer: OtelLayer) -> (Vec<String>, String) {
         .filter_map(|s| s.attributes.get_str("url.path").map(str::to_owned))
         .collect();
     paths.sort();
-    let text = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    let text = console.text();
     (paths, text)
 }
 

@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use otelwire::{HealthStatus, InitError, LogFormat};
 use otelwire_files::{Files, FilesExt, Mode, Sink};
+use otelwire_test::Console;
 
 #[test]
 fn a_directory_that_cannot_be_created_is_an_init_error_naming_it() {
@@ -53,19 +53,6 @@ fn a_file_that_cannot_be_opened_is_an_init_error_naming_it() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_full_disk_is_counted_and_warned_once_and_the_service_keeps_running_lossy() {
     let full = std::path::Path::new("/dev/full");
@@ -74,12 +61,11 @@ fn a_full_disk_is_counted_and_warned_once_and_the_service_keeps_running_lossy() 
     // Every write to app.jsonl fails with "No space left on device".
     std::os::unix::fs::symlink(full, dir.path().join("app.jsonl")).unwrap();
     let console = Console::default();
-    let out = console.clone();
     let telemetry = otelwire::builder()
         .env_source(|_| None)
         .sdk_disabled(true)
         .log_format(LogFormat::Json)
-        .writer(move || out.clone())
+        .writer(console.clone())
         .files(
             Files::empty()
                 .dir(dir.path())
@@ -109,7 +95,7 @@ fn a_full_disk_is_counted_and_warned_once_and_the_service_keeps_running_lossy() 
     let error = file.last_error.as_deref().unwrap();
     assert!(error.contains("No space left on device"), "{error}");
 
-    let console = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    let console = console.text();
     let warnings: Vec<_> = common::json_lines(&console)
         .into_iter()
         .filter(|l| l["target"] == "otelwire::files")

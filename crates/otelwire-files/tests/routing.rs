@@ -3,28 +3,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use otelwire::{LogFormat, Telemetry};
 use otelwire_files::{Files, FilesExt};
+use otelwire_test::Console;
 use otelwire_test::noop::NoopSpans;
 use tracing::Level;
 
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn telemetry(dir: &std::path::Path, console: &Console) -> Telemetry {
-    let console = console.clone();
     otelwire::builder()
         .env_source(|_| None)
         .service_name("routing")
@@ -33,7 +18,7 @@ fn telemetry(dir: &std::path::Path, console: &Console) -> Telemetry {
         .metrics(false)
         .filter("trace")
         .log_format(LogFormat::Json)
-        .writer(move || console.clone())
+        .writer(console.clone())
         .files(Files::defaults().dir(dir))
         .build()
         .unwrap()
@@ -114,7 +99,7 @@ fn each_default_file_gets_its_events_in_the_console_format() {
 
     // The same formatter as the console: the same line, byte for byte after
     // the timestamp (each output reads the clock itself).
-    let console = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    let console = console.text();
     let app_text = common::read(&d.join("app.jsonl"));
     let in_span = |text: &str| {
         text.lines()
@@ -227,7 +212,6 @@ fn baggage_attributes_are_written_with_the_span_fields() {
 
     let dir = tempfile::tempdir().unwrap();
     let console = Console::default();
-    let writer = console.clone();
     let telemetry = otelwire::builder()
         .env_source(|_| None)
         .service_name("routing")
@@ -235,7 +219,7 @@ fn baggage_attributes_are_written_with_the_span_fields() {
         .logs(false)
         .metrics(false)
         .log_format(LogFormat::Json)
-        .writer(move || writer.clone())
+        .writer(console.clone())
         .baggage_attributes(["tenant.id"])
         .files(Files::defaults().dir(dir.path()))
         .build()
@@ -258,7 +242,7 @@ fn baggage_attributes_are_written_with_the_span_fields() {
     assert_eq!(app[0]["span"]["tenant.id"], "acme", "{app:?}");
     assert_eq!(app[0]["span"]["order.id"], 7, "{app:?}");
     assert!(app[0]["span"].get("session").is_none(), "{app:?}");
-    let console = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    let console = console.text();
     assert!(
         console.contains(r#""order.id":7,"tenant.id":"acme""#),
         "{console}"

@@ -1,38 +1,23 @@
 //! The startup line says where the local files go, or that there are
 //! none; `Files::default_dir` is a default that `OTELWIRE_LOG_DIR` beats.
 
-use std::sync::{Arc, Mutex};
-
 use otelwire_files::{Files, FilesExt};
-
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use otelwire_test::Console;
 
 /// The `outputs` field of the startup line of a pipeline with `files`,
 /// reading `OTELWIRE_LOG_DIR` from `log_dir`.
 fn outputs(files: Files, log_dir: Option<String>) -> String {
     let console = Console::default();
-    let writer = console.clone();
     let telemetry = otelwire::builder()
         .env_source(move |k| (k == "OTELWIRE_LOG_DIR").then(|| log_dir.clone()).flatten())
         .sdk_disabled(true)
         .log_format(otelwire::LogFormat::Json)
-        .writer(move || writer.clone())
+        .writer(console.clone())
         .files(files)
         .build()
         .unwrap();
     telemetry.shutdown_blocking();
-    let text = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    let text = console.text();
     let line = text
         .lines()
         .find(|l| l.contains("telemetry initialised"))

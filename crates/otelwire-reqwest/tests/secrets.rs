@@ -1,7 +1,6 @@
 //! A failed call's secrets stay out of every output: the console, the
 //! files, the exported log records and spans (issue 16, section 4).
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -10,23 +9,10 @@ use axum::routing::get;
 use otelwire::{LogFormat, Signal};
 use otelwire_files::{Files, FilesExt};
 use otelwire_reqwest::OtelMiddleware;
-use otelwire_test::Collector;
+use otelwire_test::{Collector, Console};
 
 /// A value that cannot occur by chance in ids, timestamps or counters.
 const SECRET: &str = "s3cr3t-Tok3n-q9";
-
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_failed_calls_secret_is_in_no_line_record_or_span() {
@@ -34,13 +20,12 @@ async fn a_failed_calls_secret_is_in_no_line_record_or_span() {
     let dir = std::env::temp_dir().join(format!("otelwire-reqwest-secrets-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let console = Console::default();
-    let sink = console.clone();
     let t = otelwire::builder()
         .env_source(|_| None)
         .service_name("client-secrets")
         .endpoint(collector.http_endpoint())
         .log_format(LogFormat::Json)
-        .writer(move || sink.clone())
+        .writer(console.clone())
         .files(Files::defaults().dir(&dir))
         .scheduled_delay(Signal::Traces, Duration::from_millis(100))
         .process_metrics(false)
@@ -80,7 +65,7 @@ async fn a_failed_calls_secret_is_in_no_line_record_or_span() {
     t.shutdown().await;
     server.abort();
 
-    let console = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    let console = console.text();
     let failed: Vec<&str> = console
         .lines()
         .filter(|l| l.contains("HTTP call failed"))

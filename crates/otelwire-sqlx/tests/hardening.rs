@@ -3,26 +3,13 @@
 //! database unreachable, or the pool exhausted) is an error, never a
 //! "slow query" warning, however long it waited.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use otelwire::LogFormat;
 use otelwire_sqlx::InstrumentedPool;
+use otelwire_test::Console;
 use sqlx::pool::PoolOptions;
 use tracing::Instrument;
-
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Item 18: the pool's only connection is taken, a query waits past the
 /// acquire timeout (300 ms, six times the 50 ms slow-query threshold):
@@ -30,12 +17,11 @@ impl std::io::Write for Console {
 #[tokio::test]
 async fn a_pool_timeout_is_not_a_slow_query() {
     let console = Console::default();
-    let writer = console.clone();
     let telemetry = otelwire::builder()
         .env_source(|_| None)
         .sdk_disabled(true)
         .log_format(LogFormat::Json)
-        .writer(move || writer.clone())
+        .writer(console.clone())
         .build()
         .unwrap();
     let _default = tracing::dispatcher::set_default(telemetry.dispatch());
@@ -64,7 +50,7 @@ async fn a_pool_timeout_is_not_a_slow_query() {
         .unwrap_err();
     drop(held);
     assert!(matches!(err, sqlx::Error::PoolTimedOut), "{err}");
-    let out = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    let out = console.text();
     let slow: Vec<&str> = out.lines().filter(|l| l.contains("slow query")).collect();
     assert_eq!(slow.len(), 1, "only the control query is slow: {out}");
     assert!(slow[0].contains(r#""span":{"name":"control"}"#), "{out}");

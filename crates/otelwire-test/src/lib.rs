@@ -11,8 +11,13 @@
 //! - [`builder_for`] and [`builder_for_endpoint`] (feature `otelwire`, on by
 //!   default): an otelwire pipeline pointed at a collector, set up for
 //!   tests;
+//! - [`Console`] (feature `otelwire`): otelwire's local output kept in
+//!   memory, for [`Builder::writer`](otelwire::Builder::writer), read back
+//!   with [`Console::text`] and [`Console::json_lines`];
 //! - [`noop`]: exporters that do nothing, for benchmarks.
 
+#[cfg(feature = "otelwire")]
+mod console;
 mod model;
 pub mod noop;
 #[cfg(feature = "otelwire")]
@@ -26,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "otelwire")]
+pub use console::Console;
 #[cfg(feature = "otelwire")]
 pub use otelwire_builder::{TEST_EXPORT_INTERVAL, builder_for, builder_for_endpoint};
 

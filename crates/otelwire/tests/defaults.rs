@@ -2,20 +2,7 @@
 //! `default_environment` lose to the environment, `service_name` and
 //! `environment` win over it. What a user sees: the startup line.
 
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use otelwire_test::Console;
 
 /// The startup line of a pipeline made by `configure` under `vars`.
 fn startup(
@@ -23,7 +10,6 @@ fn startup(
     configure: impl FnOnce(otelwire::Builder) -> otelwire::Builder,
 ) -> serde_json::Value {
     let console = Console::default();
-    let writer = console.clone();
     let builder = otelwire::builder()
         .env_source(move |k| {
             vars.iter()
@@ -32,10 +18,10 @@ fn startup(
         })
         .sdk_disabled(true)
         .log_format(otelwire::LogFormat::Json)
-        .writer(move || writer.clone());
+        .writer(console.clone());
     let telemetry = configure(builder).build().unwrap();
     drop(telemetry);
-    let text = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    let text = console.text();
     let line = text
         .lines()
         .find(|l| l.contains("telemetry initialised"))

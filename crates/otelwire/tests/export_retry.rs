@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use otelwire::{LogFormat, Protocol};
-use otelwire_test::{Collector, Mode};
+use otelwire_test::{Collector, Console, Mode};
 
 /// An OTLP/HTTP endpoint that answers each request with the next status
 /// of `statuses` (the last one repeats; 0 closes the connection without an
@@ -56,23 +56,9 @@ fn endpoint(statuses: &'static [u16]) -> (String, Arc<Mutex<Vec<String>>>) {
     (url, seen)
 }
 
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Sends one span to `url` and shuts down: the report and the console.
 fn one_span(url: &str) -> (otelwire::ShutdownReport, String) {
     let console = Console::default();
-    let writer = console.clone();
     let vars = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", url.to_owned()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
@@ -86,7 +72,7 @@ fn one_span(url: &str) -> (otelwire::ShutdownReport, String) {
         .process_metrics(false)
         .log_format(LogFormat::Compact)
         .ansi(false)
-        .writer(move || writer.clone())
+        .writer(console.clone())
         .build()
         .unwrap();
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
@@ -104,7 +90,7 @@ fn one_span(url: &str) -> (otelwire::ShutdownReport, String) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let report = telemetry.shutdown_blocking();
-    let text = String::from_utf8(console.0.lock().unwrap().clone()).unwrap();
+    let text = console.text();
     (report, text)
 }
 

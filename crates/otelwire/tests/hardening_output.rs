@@ -2,35 +2,14 @@
 //! shipper reads on the console, through the real pipeline and layers,
 //! with the trial's exact inputs, in each format.
 
-use std::sync::{Arc, Mutex};
-
 use otelwire::LogFormat;
 use otelwire::audit::{Auditor, LoginFailure, LoginOutcome, MaskingPolicy, User};
-
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Console {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).expect("lines are UTF-8")
-    }
-}
+use otelwire_test::Console;
 
 /// Runs `f` under a pipeline that writes `format` lines to a buffer (no
 /// export), with `env` as its environment; the lines written.
 fn lines(format: LogFormat, env: &[(&str, &str)], f: impl FnOnce()) -> String {
     let console = Console::default();
-    let writer = console.clone();
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -39,7 +18,7 @@ fn lines(format: LogFormat, env: &[(&str, &str)], f: impl FnOnce()) -> String {
         .env_source(move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
         .sdk_disabled(true)
         .log_format(format)
-        .writer(move || writer.clone())
+        .writer(console.clone())
         .build()
         .unwrap();
     let before = console.text().len();

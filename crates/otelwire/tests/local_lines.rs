@@ -1,39 +1,24 @@
 //! What a person reads on the console (issue 20, section 4): the span's
 //! exported name, and floats rounded the way people read them.
 
-use std::sync::{Arc, Mutex};
-
 use otelwire::LogFormat;
-
-#[derive(Clone, Default)]
-struct Console(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Console {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use otelwire_test::Console;
 
 /// Runs `f` under a pipeline that writes `format` lines to a buffer (no
 /// export); the lines written, each without its timestamp.
 fn lines(format: LogFormat, f: impl FnOnce()) -> Vec<String> {
     let console = Console::default();
-    let writer = console.clone();
     let telemetry = otelwire::builder()
         .env_source(|_| None)
         .sdk_disabled(true)
         .log_format(format)
         .ansi(false)
-        .writer(move || writer.clone())
+        .writer(console.clone())
         .build()
         .unwrap();
-    let before = console.0.lock().unwrap().len();
+    let before = console.text().len();
     tracing::dispatcher::with_default(telemetry.dispatch(), f);
-    let text = String::from_utf8(console.0.lock().unwrap()[before..].to_vec()).unwrap();
+    let text = console.text()[before..].to_owned();
     text.lines()
         .map(|line| match format {
             LogFormat::Json => {
