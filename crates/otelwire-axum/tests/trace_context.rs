@@ -270,6 +270,13 @@ async fn each_rule_of_the_specification_over_http() {
         // elsewhere is not known to be random); one started here is sent
         // with `random`.
         assert_eq!(parts[3], case.flags, "{what}: {sent}");
+        // The exported span has the same W3C flags as its traceparent.
+        assert_eq!(
+            format!("{:02x}", span.flags & 0xff),
+            case.flags,
+            "{what}: exported flags {:#x}",
+            span.flags
+        );
         let state = header(body, "tracestate");
         if case.what == "32 members are kept" {
             let expected: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();

@@ -245,6 +245,10 @@ pub struct Span {
     pub parent_span_id: Option<String>,
     /// The W3C trace state.
     pub trace_state: String,
+    /// The span's flags as sent: the W3C trace flags in bits 0–7 (`0x01`
+    /// sampled, `0x02` random), OTLP's "has is-remote" and "is remote"
+    /// (of the parent) in bits 8 and 9.
+    pub flags: u32,
     /// The span's name.
     pub name: String,
     /// The span's kind.
@@ -464,6 +468,7 @@ pub(crate) fn spans(req: &ExportTraceServiceRequest, transport: Transport) -> Ve
                     span_id: hex_id(&s.span_id).unwrap_or_default(),
                     parent_span_id: hex_id(&s.parent_span_id),
                     trace_state: s.trace_state.clone(),
+                    flags: s.flags,
                     name: s.name.clone(),
                     kind: match s.kind {
                         1 => SpanKind::Internal,

@@ -11,6 +11,10 @@
 //! ```
 //!
 //! Without `EVENTS`, it runs 1000 events (a smoke run under `cargo bench`).
+//!
+//! With `SPANS=N` instead, it makes N root spans (created, entered, exited,
+//! closed, exported to the no-op exporter): the span path's cost, counted
+//! the same way.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -42,6 +46,18 @@ fn main() {
         .log_format(LogFormat::Json)
         .build()
         .expect("otelwire init");
+    let spans: Option<usize> = std::env::var("SPANS").ok().and_then(|v| v.parse().ok());
+    if let Some(spans) = spans {
+        assert!(spans < QUEUE, "SPANS must stay below {QUEUE}");
+        tracing::dispatcher::with_default(telemetry.dispatch(), || {
+            for _ in 0..spans {
+                let span = tracing::info_span!("request", id = black_box(7));
+                drop(span.enter());
+            }
+        });
+        telemetry.shutdown_blocking();
+        return;
+    }
     tracing::dispatcher::with_default(telemetry.dispatch(), || {
         let span = tracing::info_span!("request", id = 7);
         let _entered = span.enter();

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use opentelemetry::InstrumentationScope;
 use opentelemetry::logs::Severity;
+use opentelemetry::trace::{SpanContext, TraceFlags};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
@@ -37,6 +38,7 @@ use crate::config::{
 use crate::error::InitError;
 use crate::health::Pipeline;
 use crate::limits;
+use crate::propagation::random_ids::{self, RANDOM_FLAG};
 use crate::redact::Redactor;
 use crate::sdk_env;
 
@@ -1086,6 +1088,20 @@ impl SpanProcessor for SpanGate {
         {
             self.pipeline.record_queue_drop(Signal::Traces);
             return;
+        }
+        // The SDK cannot set W3C Level 2's `random` on a trace it starts;
+        // otelwire's ids are random and known again (`random_ids`), so the
+        // exported span says so, as its `traceparent` does.
+        let sc = &span.span_context;
+        let flags = sc.trace_flags().to_u8();
+        if flags & RANDOM_FLAG == 0 && random_ids::generated_here(sc.trace_id()) {
+            span.span_context = SpanContext::new(
+                sc.trace_id(),
+                sc.span_id(),
+                TraceFlags::new(flags | RANDOM_FLAG),
+                sc.is_remote(),
+                sc.trace_state().clone(),
+            );
         }
         // One pass per attribute list: secret keys redacted, long values cut.
         let limit = self.value_limit;

@@ -14,9 +14,9 @@
 //! flags it came with; one without `random` matches by chance once in
 //! 2^32.
 //!
-//! The span's own flags, as exported, are the SDK's: `random` is set on
-//! the wire of the calls it makes, and on every span of the services it
-//! calls.
+//! otelwire's span gate sets `random` on the exported spans of such a
+//! trace too (OTLP's span `flags` carry the W3C trace flags), so what a
+//! backend stores says what the `traceparent` of their calls said.
 
 use std::sync::OnceLock;
 
