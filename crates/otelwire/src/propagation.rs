@@ -280,6 +280,21 @@ fn extract_span_context(extractor: &dyn Extractor) -> Option<SpanContext> {
     Some(SpanContext::new(trace_id, span_id, flags, true, state))
 }
 
+/// The trace id, span id and sampled flag of `cx`'s span context when it is
+/// a valid remote one (what an extraction gave), for the propagators' tests.
+#[cfg(test)]
+pub(crate) fn remote_ids(cx: &Context) -> Option<(String, String, bool)> {
+    let span = cx.span();
+    let sc = span.span_context();
+    (sc.is_valid() && sc.is_remote()).then(|| {
+        (
+            sc.trace_id().to_string(),
+            sc.span_id().to_string(),
+            sc.is_sampled(),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

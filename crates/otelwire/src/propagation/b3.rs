@@ -284,6 +284,7 @@ impl TextMapPropagator for B3Propagator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::propagation::remote_ids as ids;
     use std::collections::HashMap;
 
     // The specification's examples.
@@ -306,18 +307,6 @@ mod tests {
         let mut out = HashMap::new();
         B3Propagator::with_encoding(encoding).inject_context(cx, &mut out);
         out
-    }
-
-    fn ids(cx: &Context) -> Option<(String, String, bool)> {
-        let span = cx.span();
-        let sc = span.span_context();
-        (sc.is_valid() && sc.is_remote()).then(|| {
-            (
-                sc.trace_id().to_string(),
-                sc.span_id().to_string(),
-                sc.is_sampled(),
-            )
-        })
     }
 
     fn spec_ids(sampled: bool) -> Option<(String, String, bool)> {

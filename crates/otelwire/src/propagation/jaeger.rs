@@ -269,6 +269,7 @@ impl TextMapPropagator for JaegerPropagator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::propagation::remote_ids as ids;
     use opentelemetry::KeyValue;
     use std::collections::HashMap;
 
@@ -287,18 +288,6 @@ mod tests {
         let mut out = HashMap::new();
         JaegerPropagator::new().inject_context(cx, &mut out);
         out
-    }
-
-    fn ids(cx: &Context) -> Option<(String, String, bool)> {
-        let span = cx.span();
-        let sc = span.span_context();
-        (sc.is_valid() && sc.is_remote()).then(|| {
-            (
-                sc.trace_id().to_string(),
-                sc.span_id().to_string(),
-                sc.is_sampled(),
-            )
-        })
     }
 
     fn spec_ids(sampled: bool) -> Option<(String, String, bool)> {
