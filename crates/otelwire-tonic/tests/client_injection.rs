@@ -11,10 +11,8 @@ use std::sync::{Arc, Mutex};
 use http::HeaderMap;
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
 use otelwire_test::SpanKind;
-use otelwire_tonic::OtelClientLayer;
-use support::{Ask, Client};
+use support::Ask;
 use tonic::metadata::MetadataValue;
-use tower::Layer;
 use tracing::Instrument;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -122,11 +120,7 @@ async fn the_client_injects_traceparent_tracestate_and_baggage() {
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
     let (addr, seen) = serve_recording().await;
-    let mut client = Client::new(
-        OtelClientLayer::new()
-            .meter(t.meter("otelwire-tonic"))
-            .layer(support::channel(addr).await),
-    );
+    let mut client = support::traced_client(&t, addr).await;
 
     // A sampled remote parent with a tracestate and baggage: one member
     // with a property, one whose value needs percent-encoding.

@@ -6,7 +6,6 @@ mod support;
 
 use otelwire::opentelemetry::global;
 use otelwire::opentelemetry_sdk::propagation::BaggagePropagator;
-use otelwire_tonic::OtelServerLayer;
 use support::{Ask, Client};
 use tonic::metadata::MetadataValue;
 
@@ -17,7 +16,7 @@ async fn the_global_propagator_decides() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
+    let addr = support::serve_traced(&t).await;
     let mut client = Client::new(support::channel(addr).await);
     let mut r = tonic::Request::new(Ask::default());
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";

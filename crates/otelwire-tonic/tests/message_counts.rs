@@ -5,9 +5,8 @@
 mod support;
 
 use otelwire_test::SpanKind;
-use otelwire_tonic::{OtelClientLayer, OtelServerLayer, REQUEST_MESSAGES, RESPONSE_MESSAGES};
-use support::{Ask, Client};
-use tower::Layer;
+use otelwire_tonic::{REQUEST_MESSAGES, RESPONSE_MESSAGES};
+use support::Ask;
 
 /// `(kind, request messages, response messages, status)` of each span named
 /// `name`, sorted.
@@ -40,12 +39,8 @@ async fn client_streaming_counts_every_request_message() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
-    let mut client = Client::new(
-        OtelClientLayer::new()
-            .meter(t.meter("otelwire-tonic"))
-            .layer(support::channel(addr).await),
-    );
+    let addr = support::serve_traced(&t).await;
+    let mut client = support::traced_client(&t, addr).await;
     // Four requests, one of them larger than an HTTP/2 frame (16 KiB) and
     // the initial flow-control window (64 KiB): its bytes arrive in pieces.
     let big = Ask {
@@ -78,12 +73,8 @@ async fn bidirectional_streaming_counts_each_direction_as_it_goes() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
-    let mut client = Client::new(
-        OtelClientLayer::new()
-            .meter(t.meter("otelwire-tonic"))
-            .layer(support::channel(addr).await),
-    );
+    let addr = support::serve_traced(&t).await;
+    let mut client = support::traced_client(&t, addr).await;
     // Requests go out one at a time, each after the replies to the one
     // before have come back: the request stream is still open long after
     // the response headers arrived.

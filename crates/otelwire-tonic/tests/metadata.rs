@@ -26,7 +26,7 @@ async fn context_is_honoured_and_malformed_context_starts_a_new_trace() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
+    let addr = support::serve_traced(&t).await;
     // A plain client: the test writes the metadata itself.
     let mut client = Client::new(support::channel(addr).await);
 
@@ -133,7 +133,7 @@ async fn repeated_context_entries_follow_the_w3c_rules() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
+    let addr = support::serve_traced(&t).await;
     let mut client = Client::new(support::channel(addr).await);
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
     let mut twice = tonic::Request::new(Ask::default());

@@ -4,10 +4,8 @@
 mod support;
 
 use otelwire_test::PointValue;
-use otelwire_tonic::{OtelClientLayer, OtelServerLayer};
-use support::{Ask, Client};
+use support::Ask;
 use tonic::Code;
-use tower::Layer;
 
 fn keys(p: &otelwire_test::MetricPoint) -> Vec<String> {
     let mut k: Vec<_> = p.attributes.iter().map(|(k, _)| k.to_owned()).collect();
@@ -20,14 +18,8 @@ async fn one_series_per_method_and_status() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
-    let uri: http::Uri = format!("http://{addr}").parse().unwrap();
-    let mut client = Client::new(
-        OtelClientLayer::new()
-            .meter(t.meter("otelwire-tonic"))
-            .server_uri(&uri)
-            .layer(support::channel(addr).await),
-    );
+    let addr = support::serve_traced(&t).await;
+    let mut client = support::traced_client_with_uri(&t, addr).await;
     for i in 0..5 {
         let mut r = tonic::Request::new(Ask::default());
         // Distinct request ids: nothing per request reaches a series.

@@ -43,19 +43,12 @@ async fn exclusions_include_all_and_no_completion_log() {
     drop(_default);
     t.shutdown().await;
 
-    let names = |port: u16| {
-        let mut n: Vec<_> = collector
-            .spans()
-            .into_iter()
-            .filter(|s| s.attributes.get_i64("server.port") == Some(i64::from(port)))
-            .map(|s| s.name)
-            .collect();
-        n.sort();
-        n
-    };
-    assert_eq!(names(excluding.port()), ["test.v1.Echo/Unary"]);
     assert_eq!(
-        names(everything.port()),
+        support::span_names_on_port(&collector, excluding.port()),
+        ["test.v1.Echo/Unary"]
+    );
+    assert_eq!(
+        support::span_names_on_port(&collector, everything.port()),
         [
             "grpc.health.v1.Health/Check",
             "test.v1.Echo/Unary",

@@ -21,7 +21,7 @@ async fn reflection_is_not_traced_by_default() {
     let other = otelwire_test::Collector::start().unwrap();
     let t_other = support::telemetry(&other);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let by_default = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
+    let by_default = support::serve_traced(&t).await;
     let everything = support::serve(
         OtelServerLayer::new()
             .meter(t_other.meter("otelwire-tonic"))
@@ -60,19 +60,12 @@ async fn reflection_is_not_traced_by_default() {
     t.shutdown().await;
     t_other.shutdown().await;
 
-    let names = |port: u16| {
-        let mut n: Vec<_> = collector
-            .spans()
-            .into_iter()
-            .filter(|s| s.attributes.get_i64("server.port") == Some(i64::from(port)))
-            .map(|s| s.name)
-            .collect();
-        n.sort();
-        n
-    };
-    assert_eq!(names(by_default.port()), ["test.v1.Echo/Unary"]);
     assert_eq!(
-        names(everything.port()),
+        support::span_names_on_port(&collector, by_default.port()),
+        ["test.v1.Echo/Unary"]
+    );
+    assert_eq!(
+        support::span_names_on_port(&collector, everything.port()),
         [
             "grpc.health.v1.Health/Check",
             "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

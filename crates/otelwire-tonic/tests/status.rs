@@ -6,7 +6,7 @@
 mod support;
 
 use otelwire_test::{SpanKind, StatusCode as OtelStatus};
-use otelwire_tonic::{OtelClientLayer, OtelServerLayer, code_name, is_server_error};
+use otelwire_tonic::{OtelClientLayer, code_name, is_server_error};
 use support::{Ask, Client};
 use tonic::Code;
 use tower::Layer;
@@ -36,14 +36,8 @@ async fn each_status_code_in_headers_and_in_trailers() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
-    let uri: http::Uri = format!("http://{addr}").parse().unwrap();
-    let mut client = Client::new(
-        OtelClientLayer::new()
-            .meter(t.meter("otelwire-tonic"))
-            .server_uri(&uri)
-            .layer(support::channel(addr).await),
-    );
+    let addr = support::serve_traced(&t).await;
+    let mut client = support::traced_client_with_uri(&t, addr).await;
 
     for code in CODES {
         // In the headers: a unary error is a Trailers-Only response.
@@ -184,7 +178,7 @@ async fn a_panic_is_internal_and_the_server_keeps_serving() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
+    let addr = support::serve_traced(&t).await;
     let mut client = Client::new(support::channel(addr).await);
     let panicked = client
         .unary(Ask {
@@ -241,7 +235,7 @@ async fn unknown_paths_health_checks_and_transport_errors() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
+    let addr = support::serve_traced(&t).await;
     let mut client = Client::new(support::channel(addr).await);
     for path in ["/test.v1.Echo/Nope", "/no-such/path/at/all"] {
         let s = client.call(path, Ask::default()).await.unwrap_err();

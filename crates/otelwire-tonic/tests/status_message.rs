@@ -7,14 +7,11 @@
 
 mod support;
 
-use std::time::Duration;
-
-use otelwire::{LogFormat, Signal, Telemetry};
+use otelwire::Telemetry;
 use otelwire_test::{Collector, SpanKind, StatusCode as OtelStatus};
-use otelwire_tonic::{OtelClientLayer, OtelServerLayer, STATUS_MESSAGE};
-use support::{Ask, Client};
+use otelwire_tonic::STATUS_MESSAGE;
+use support::Ask;
 use tonic::Code;
-use tower::Layer;
 
 /// As `support::telemetry`, with `env` as the whole environment and
 /// `attribute_value_length_limit` when given.
@@ -23,19 +20,11 @@ fn telemetry(
     env: &'static [(&str, &str)],
     limit: Option<usize>,
 ) -> Telemetry {
-    let mut b = otelwire::builder()
-        .env_source(move |k| {
-            env.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        })
-        .service_name("tonic-test")
-        .endpoint(collector.http_endpoint())
-        .log_format(LogFormat::None)
-        .scheduled_delay(Signal::Traces, Duration::from_millis(50))
-        .scheduled_delay(Signal::Logs, Duration::from_millis(50))
-        .metric_export_interval(Duration::from_secs(60))
-        .process_metrics(false);
+    let mut b = support::builder(collector).env_source(move |k| {
+        env.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    });
     if let Some(l) = limit {
         b = b.attribute_value_length_limit(l);
     }
@@ -49,12 +38,8 @@ async fn failing_calls(
     collector: &Collector,
     calls: &[(Code, &str)],
 ) -> Vec<(otelwire_test::Span, otelwire_test::Span)> {
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
-    let mut client = Client::new(
-        OtelClientLayer::new()
-            .meter(t.meter("otelwire-tonic"))
-            .layer(support::channel(addr).await),
-    );
+    let addr = support::serve_traced(t).await;
+    let mut client = support::traced_client(t, addr).await;
     let mut ids = Vec::new();
     for (i, (code, message)) in calls.iter().enumerate() {
         let mut request = tonic::Request::new(Ask {
@@ -96,6 +81,19 @@ async fn failing_calls(
             (server, client)
         })
         .collect()
+}
+
+/// Asserts that both spans of a call record `message` as the status message.
+fn both_record(spans: &(otelwire_test::Span, otelwire_test::Span), message: &str) {
+    let (server, client) = spans;
+    for s in [server, client] {
+        assert_eq!(
+            s.attributes.get_str(STATUS_MESSAGE),
+            Some(message),
+            "{:?}",
+            s.kind
+        );
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -144,15 +142,7 @@ async fn the_attribute_length_limit_cuts_the_status_message_further() {
     drop(_default);
     t.shutdown().await;
 
-    let (server, client) = &spans[0];
-    for s in [server, client] {
-        assert_eq!(
-            s.attributes.get_str(STATUS_MESSAGE),
-            Some(&message[..20]),
-            "{:?}",
-            s.kind
-        );
-    }
+    both_record(&spans[0], &message[..20]);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -183,15 +173,7 @@ async fn a_status_message_named_secret_is_redacted_everywhere() {
     drop(_default);
     t.shutdown().await;
 
-    let (server, client) = &spans[0];
-    for s in [server, client] {
-        assert_eq!(
-            s.attributes.get_str(STATUS_MESSAGE),
-            Some(otelwire::REDACTED),
-            "{:?}",
-            s.kind
-        );
-    }
+    both_record(&spans[0], otelwire::REDACTED);
     let (_, client) = &spans[1];
     assert_eq!(
         client.attributes.get_str(STATUS_MESSAGE),

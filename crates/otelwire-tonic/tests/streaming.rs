@@ -4,21 +4,15 @@
 mod support;
 
 use otelwire_test::{SpanKind, StatusCode as OtelStatus};
-use otelwire_tonic::{OtelClientLayer, OtelServerLayer};
-use support::{Ask, Client};
-use tower::Layer;
+use support::Ask;
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_span_lasts_until_the_last_message() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
-    let mut client = Client::new(
-        OtelClientLayer::new()
-            .meter(t.meter("otelwire-tonic"))
-            .layer(support::channel(addr).await),
-    );
+    let addr = support::serve_traced(&t).await;
+    let mut client = support::traced_client(&t, addr).await;
     let started = std::time::Instant::now();
     let ask = Ask {
         messages: 5,
@@ -77,12 +71,8 @@ async fn a_dropped_stream_is_cancelled() {
     let collector = otelwire_test::Collector::start().unwrap();
     let t = support::telemetry(&collector);
     let _default = tracing::dispatcher::set_default(t.dispatch());
-    let addr = support::serve(OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await;
-    let mut client = Client::new(
-        OtelClientLayer::new()
-            .meter(t.meter("otelwire-tonic"))
-            .layer(support::channel(addr).await),
-    );
+    let addr = support::serve_traced(&t).await;
+    let mut client = support::traced_client(&t, addr).await;
     // One message, then a stream that never ends: the client gives up.
     let ask = Ask {
         messages: 1,

@@ -20,6 +20,7 @@ use tonic::server::{
 };
 use tonic::{Code, Status};
 use tonic_prost::ProstCodec;
+use tower::Layer;
 
 /// What the caller asks the service to do.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -289,6 +290,12 @@ pub async fn serve(layer: otelwire_tonic::OtelServerLayer) -> SocketAddr {
     addr
 }
 
+/// Serves as [`serve`] does, behind an `OtelServerLayer` that records its
+/// metrics with `t`.
+pub async fn serve_traced(t: &Telemetry) -> SocketAddr {
+    serve(otelwire_tonic::OtelServerLayer::new().meter(t.meter("otelwire-tonic"))).await
+}
+
 /// A channel to `addr`.
 pub async fn channel(addr: SocketAddr) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -390,11 +397,39 @@ where
     }
 }
 
-/// A telemetry that exports to `collector` quickly; metrics on `force_flush`
-/// or shutdown.
-pub fn telemetry(collector: &Collector) -> Telemetry {
+/// A client of the server at `addr` through an `OtelClientLayer` that
+/// records its metrics with `t`.
+pub async fn traced_client(
+    t: &Telemetry,
+    addr: SocketAddr,
+) -> Client<otelwire_tonic::OtelClient<tonic::transport::Channel>> {
+    Client::new(
+        otelwire_tonic::OtelClientLayer::new()
+            .meter(t.meter("otelwire-tonic"))
+            .layer(channel(addr).await),
+    )
+}
+
+/// As [`traced_client`], with the layer also given the server's URI
+/// (`http://{addr}`), for `server.address` and `server.port`.
+pub async fn traced_client_with_uri(
+    t: &Telemetry,
+    addr: SocketAddr,
+) -> Client<otelwire_tonic::OtelClient<tonic::transport::Channel>> {
+    let uri: http::Uri = format!("http://{addr}").parse().unwrap();
+    Client::new(
+        otelwire_tonic::OtelClientLayer::new()
+            .meter(t.meter("otelwire-tonic"))
+            .server_uri(&uri)
+            .layer(channel(addr).await),
+    )
+}
+
+/// A builder that exports to `collector` quickly; metrics on `force_flush`
+/// or shutdown. Its environment is the process's until the caller sets
+/// `env_source`.
+pub fn builder(collector: &Collector) -> otelwire::Builder {
     otelwire::builder()
-        .env_source(|_| None)
         .service_name("tonic-test")
         .endpoint(collector.http_endpoint())
         .log_format(LogFormat::None)
@@ -402,8 +437,12 @@ pub fn telemetry(collector: &Collector) -> Telemetry {
         .scheduled_delay(Signal::Logs, Duration::from_millis(50))
         .metric_export_interval(Duration::from_secs(60))
         .process_metrics(false)
-        .build()
-        .unwrap()
+}
+
+/// A telemetry that exports to `collector` quickly, with no environment;
+/// metrics on `force_flush` or shutdown.
+pub fn telemetry(collector: &Collector) -> Telemetry {
+    builder(collector).env_source(|_| None).build().unwrap()
 }
 
 /// Waits until `count` spans match `pred`.
@@ -416,4 +455,17 @@ pub async fn spans(
         .wait_for_spans(count, pred, Duration::from_secs(15))
         .await
         .unwrap()
+}
+
+/// The names of the spans `collector` received whose `server.port` is
+/// `port`, sorted.
+pub fn span_names_on_port(collector: &Collector, port: u16) -> Vec<String> {
+    let mut names: Vec<_> = collector
+        .spans()
+        .into_iter()
+        .filter(|s| s.attributes.get_i64("server.port") == Some(i64::from(port)))
+        .map(|s| s.name)
+        .collect();
+    names.sort();
+    names
 }
