@@ -5,13 +5,14 @@
 //! every format, with the server span as their parent. Its own test
 //! binary: `init()` is global.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
-use otelwire::{LogFormat, Signal};
 use otelwire_axum::OtelLayer;
 use otelwire_test::{Collector, SpanKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,19 +47,11 @@ async fn call(addr: std::net::SocketAddr, header_lines: &str) -> HashMap<String,
 #[tokio::test(flavor = "current_thread")]
 async fn b3_and_jaeger_requests_are_continued_and_every_format_is_sent_on() {
     let collector = Collector::start().unwrap();
-    let endpoint = collector.http_endpoint();
-    let t = otelwire::builder()
-        .env_source(move |k| match k {
-            "OTEL_PROPAGATORS" => Some("tracecontext,baggage,b3multi,jaeger".into()),
-            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
-            _ => None,
-        })
-        .service_name("mixed-fleet")
-        .log_format(LogFormat::None)
-        .scheduled_delay(Signal::Traces, Duration::from_millis(100))
-        .process_metrics(false)
-        .init()
-        .unwrap();
+    let t = common::init_with_propagators(
+        &collector,
+        "tracecontext,baggage,b3multi,jaeger",
+        "mixed-fleet",
+    );
     let app = Router::new()
         .route("/call", get(outgoing))
         .layer(OtelLayer::new());

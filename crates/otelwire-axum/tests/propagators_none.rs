@@ -2,13 +2,13 @@
 //! context is extracted from a request and none is injected into the
 //! calls made while serving it. Its own test binary: `init()` is global.
 
+mod common;
+
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use otelwire::tracing_opentelemetry::OpenTelemetrySpanExt;
-use otelwire::{LogFormat, Signal};
 use otelwire_axum::OtelLayer;
 use otelwire_test::Collector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,19 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[tokio::test(flavor = "current_thread")]
 async fn none_stops_extraction_and_injection() {
     let collector = Collector::start().unwrap();
-    let endpoint = collector.http_endpoint();
-    let t = otelwire::builder()
-        .env_source(move |k| match k {
-            "OTEL_PROPAGATORS" => Some("none".into()),
-            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
-            _ => None,
-        })
-        .service_name("no-propagation")
-        .log_format(LogFormat::None)
-        .scheduled_delay(Signal::Traces, Duration::from_millis(100))
-        .process_metrics(false)
-        .init()
-        .unwrap();
+    let t = common::init_with_propagators(&collector, "none", "no-propagation");
 
     async fn outgoing() -> String {
         let cx = tracing::Span::current().context();
