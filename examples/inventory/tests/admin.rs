@@ -1,64 +1,16 @@
 //! The admin routes of the real `inventory` binary (issue 18, section 1):
 //! mounted only when `OTELWIRE_ADMIN_TOKEN` is set, and then behind it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
-const WAIT: Duration = Duration::from_secs(20);
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use common::Service;
+
 const TOKEN: &str = "inventory-admin-token-93ab";
 
-struct Service {
-    child: Child,
-    addr: String,
-}
-
 impl Service {
-    fn start(token: Option<&str>) -> Service {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_inventory"));
-        cmd.env_clear()
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("OTEL_SDK_DISABLED", "true")
-            .env("OTELWIRE_LOG_FORMAT", "json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(t) = token {
-            cmd.env("OTELWIRE_ADMIN_TOKEN", t);
-        }
-        let mut child = cmd.spawn().expect("inventory starts");
-        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-        let sink = lines.clone();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        let line = loop {
-            let found = lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains("inventory listening"))
-                .cloned();
-            if let Some(l) = found {
-                break l;
-            }
-            assert!(Instant::now() < deadline, "inventory never listened");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        Service {
-            child,
-            addr: v["addr"].as_str().unwrap().to_owned(),
-        }
-    }
-
     /// One request; the status and the body.
     fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
@@ -79,22 +31,15 @@ impl Service {
     }
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_admin_routes_need_the_variable_and_the_token() {
-    let plain = Service::start(None);
+    let plain = Service::start(&[]);
     assert_eq!(
         plain.call("GET", "/admin/log-level", Some(TOKEN), "").0,
         404
     );
 
-    let admin = Service::start(Some(TOKEN));
+    let admin = Service::start(&[("OTELWIRE_ADMIN_TOKEN", TOKEN)]);
     assert_eq!(admin.call("GET", "/admin/log-level", None, "").0, 401);
     assert_eq!(
         admin.call("GET", "/admin/log-level", Some(TOKEN), ""),

@@ -2,81 +2,14 @@
 //! requests of the trial, and what a user sees (HTTP status, exit code and
 //! how long the exit took).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(20);
-
-/// A running `inventory`, its console captured; killed when dropped.
-struct Service {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    addr: String,
-}
-
-fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-impl Service {
-    fn start() -> Service {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_inventory"))
-            .env_clear()
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("OTEL_SDK_DISABLED", "true")
-            .env("OTELWIRE_LOG_FORMAT", "json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("inventory starts");
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let sink = stdout.clone();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let line = wait_until("the listening line", WAIT, || {
-            stdout
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains("inventory listening"))
-                .cloned()
-        });
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let addr = v["addr"].as_str().unwrap().to_owned();
-        Service {
-            child,
-            stdout,
-            addr,
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.stdout.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Service, WAIT, wait_until};
 
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -100,7 +33,7 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 /// them; a good sku is still served.
 #[test]
 fn bad_skus_are_refused() {
-    let service = Service::start();
+    let service = Service::start(&[]);
     for path in [
         "/items/..%2Fhealth%2Ftelemetry",
         "/items/widget%3Ftoken=s3cr3t",
@@ -118,7 +51,7 @@ fn bad_skus_are_refused() {
 /// traced: its completion line is on the console.
 #[test]
 fn an_unknown_path_is_traced() {
-    let service = Service::start();
+    let service = Service::start(&[]);
     let (status, text) = get(&service.addr, "/no/such/path");
     assert_eq!(status, 404, "{text}");
     assert!(
@@ -142,7 +75,7 @@ fn an_unknown_path_is_traced() {
 /// (code 0) within the drain deadline (5 s).
 #[test]
 fn unfinished_requests_do_not_hold_shutdown() {
-    let mut service = Service::start();
+    let mut service = Service::start(&[]);
     let mut head = TcpStream::connect(&service.addr).unwrap();
     head.write_all(b"GET /items/widget HTTP/1.1\r\nHost: x\r\nAcc")
         .unwrap();
