@@ -7,7 +7,11 @@ use otelwire_test::Collector;
 
 /// `otelwire::init()` (global propagator and providers, so one per test
 /// binary) exporting to `collector`, with `OTEL_PROPAGATORS=propagators`.
-pub(crate) fn init_with_propagators(collector: &Collector, propagators: &str, service: &str) -> Telemetry {
+pub(crate) fn init_with_propagators(
+    collector: &Collector,
+    propagators: &str,
+    service: &str,
+) -> Telemetry {
     let endpoint = collector.http_endpoint();
     let propagators = propagators.to_owned();
     otelwire::builder()
